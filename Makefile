@@ -1,0 +1,46 @@
+# regcred: `make demo` runs a rotation end to end on the local stack; `make test` passes the tests.
+# Both install what they need (Debian packages, .venv) through scripts/setup.sh.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK_DIR ?= .stack
+
+.PHONY: setup demo test test-unit test-integration lint format bench stack-up stack-down clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	scripts/sam.sh validate --lint
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	@for b in bench/*.py; do $(PY) "$$b" || exit 1; done
+
+stack-up: setup
+	$(PY) -m tests.stack up --dir $(STACK_DIR)
+	@echo "source $(STACK_DIR)/env to use it"
+
+stack-down:
+	@if [ -x $(PY) ]; then $(PY) -m tests.stack down --dir $(STACK_DIR); fi
+
+clean: stack-down
+	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache

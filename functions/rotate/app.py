@@ -1,0 +1,58 @@
+"""Secrets Manager rotation function for registry credentials: parse, delegate, return.
+
+The event (SecretId, ClientRequestToken, Step) is never logged: the request token is the
+correlation id instead. Tracer never captures responses.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from regcred import aws
+from regcred.errors import RegcredError
+from regcred.observability import logger, metrics, tracer
+from regcred.rotation import Rotator, Step
+
+_rotator: Rotator | None = None
+
+
+def _get_rotator() -> Rotator:
+    """Clients are built once per execution environment, on first use."""
+    global _rotator
+    if _rotator is None:
+        _rotator = Rotator(aws.client("secretsmanager"), batch=aws.client("batch"))
+    return _rotator
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> None:
+    """Run one rotation step. Raising fails the step, which Secrets Manager reports and retries."""
+    secret_id = event.get("SecretId")
+    token = event.get("ClientRequestToken")
+    if not isinstance(secret_id, str) or not isinstance(token, str) or "Step" not in event:
+        raise RegcredError("not a Secrets Manager rotation event: SecretId, ClientRequestToken and Step needed")
+    step = Step.parse(str(event["Step"]))
+    logger.set_correlation_id(token)
+    logger.append_keys(step=step.value, secret_id=secret_id)
+    metrics.add_dimension(name="step", value=step.value)
+    started = time.monotonic()
+    try:
+        result = _get_rotator().run(secret_id, token, step)
+    except RegcredError as exc:
+        metrics.add_dimension(name="outcome", value=type(exc).__name__)
+        metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
+        logger.error("rotation step failed", extra={"error": type(exc).__name__, "reason": str(exc)})
+        raise
+    metrics.add_dimension(name="provider", value=result.provider)
+    metrics.add_dimension(name="outcome", value=result.outcome)
+    metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RotationStepDuration", unit=MetricUnit.Seconds, value=time.monotonic() - started)
+    if result.rotation_seconds is not None:
+        metrics.add_metric(name="RotationDuration", unit=MetricUnit.Seconds, value=result.rotation_seconds)
+    logger.info("rotation step done", extra={"outcome": result.outcome})

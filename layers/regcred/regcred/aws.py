@@ -1,0 +1,23 @@
+"""boto3 clients with adaptive retries and timeouts.
+
+boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) by itself, which is how the local
+stack's moto_server stands in for AWS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=20,
+)
+
+
+def client(service: str, session: boto3.session.Session | None = None, **kwargs: Any) -> Any:
+    """A boto3 client for ``service`` with regcred's retry and timeout settings."""
+    return (session or boto3.session.Session()).client(service, config=_CONFIG, **kwargs)  # type: ignore[call-overload]

@@ -1,0 +1,56 @@
+"""The local stack, once per test session: moto_server, the real registry and the Docker Hub fake."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack.up(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+@pytest.fixture
+def stack_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The stack's environment, applied to this process (boto3 reads AWS_ENDPOINT_URL)."""
+    for key, value in stack.env.items():
+        monkeypatch.setenv(key, value)
+    return dict(stack.env)
+
+
+@pytest.fixture
+def sm(stack_env: dict[str, str]) -> Any:
+    return boto3.client("secretsmanager", endpoint_url=stack_env["AWS_ENDPOINT_URL"])
+
+
+@pytest.fixture
+def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
+    """A fresh secret holding the fake's admin identity."""
+    name = f"admin/{uuid.uuid4().hex[:8]}"
+    sm.create_secret(Name=name, SecretString=json.dumps({
+        "username": stack_env["REGCRED_DOCKERHUB_ADMIN_USER"],
+        "password": stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"],
+    }))
+    return name
+
+
+def cli_env(stack_env: dict[str, str]) -> dict[str, str]:
+    """The environment a user has after `source .stack/env`."""
+    env = dict(os.environ)
+    env.update(stack_env)
+    env["PATH"] = f"{Path('.venv/bin').resolve()}:{env.get('PATH', '')}"
+    return env

@@ -1,0 +1,543 @@
+"""The local stack: moto_server, the real distribution registry (token auth) and the Docker Hub fake.
+
+    python -m tests.stack up [--dir .stack]     # start, seed images, write DIR/env; refused if running
+    python -m tests.stack down [--dir .stack]   # stop what `up` started (by pid), remove the pid files
+    python -m tests.stack env [--dir .stack]    # print DIR/env (shell-sourceable `export K=V` lines)
+    python -m tests.stack status [--dir .stack]
+
+or, from Python: ``stack = Stack.up(path)``, ``stack.env``, ``stack.down()``.
+
+Everything binds to 127.0.0.1 on free ports.  The registry (``/usr/bin/docker-registry serve``, 2.8) runs
+with its own config in DIR: filesystem storage, token auth whose realm is the fake's ``/token``, trusting
+a self-signed certificate generated here.  ``up`` pushes three images without Docker (blob POST/PUT,
+config blob, manifest PUT) using a push token the fake issues to the admin identity:
+``<admin>/app:1.0`` (private), ``<org>/tool:2.0`` (org, private) and ``library/public:latest`` (public).
+
+``up`` on a directory whose stack is still running is refused (it does not reuse it): run ``down`` first.
+State (registry storage, the fake's tokens, the key and the admin secret) is kept across down/up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_BIN = "/usr/bin/docker-registry"
+HOST = "127.0.0.1"
+ADMIN_USER = "acme"
+ORG = "acmecorp"
+SERVICE = "registry.docker.io"
+ISSUER = "auth.docker.io"
+PUBLIC_REPO = "library/public"
+SEED_IMAGES = (f"{ADMIN_USER}/app:1.0", f"{ORG}/tool:2.0", f"{PUBLIC_REPO}:latest")
+PROCESSES = ("moto", "registry", "dockerhub")
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
+LAYER_TGZ = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or stopped; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------ processes
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot, None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int, ticks: int | None) -> bool:
+    """Is ``pid`` still the process we started (same start time when we know it)?"""
+    _reap(pid)
+    now_ticks = _start_ticks(pid)
+    if now_ticks is None:
+        return False
+    return ticks is None or now_ticks == ticks
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@contextlib.contextmanager
+def _dir_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------------------------- seeding
+
+
+def _www_authenticate(header: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+
+
+def _layer(text: str) -> tuple[bytes, str]:
+    """A deterministic gzipped tar with one file; returns (blob, diff_id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        data = text.encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        tar.addfile(info, io.BytesIO(data))
+    tar_bytes = raw.getvalue()
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(tar_bytes)
+    return out.getvalue(), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_image(registry: str, image: str, username: str, secret: str, http: requests.Session) -> str:
+    """Push a one-layer image ``repo:tag`` to ``registry`` (host:port) with plain HTTP calls, getting a
+    push token from the realm the registry names. Returns the manifest digest."""
+    repo, tag = image.rsplit(":", 1)
+    base = f"http://{registry}"
+    challenge = http.get(f"{base}/v2/", timeout=5)
+    params = _www_authenticate(challenge.headers.get("WWW-Authenticate", ""))
+    if challenge.status_code != 401 or "realm" not in params:
+        raise StackError(f"registry /v2/ gave {challenge.status_code} without a Bearer challenge")
+    tok = http.get(
+        params["realm"],
+        params={"service": params.get("service", ""), "scope": f"repository:{repo}:pull,push"},
+        auth=(username, secret),
+        timeout=5,
+    )
+    if tok.status_code != 200:
+        raise StackError(f"push token for {repo}: realm answered {tok.status_code} {tok.text[:200]}")
+    headers = {"Authorization": f"Bearer {tok.json()['token']}"}
+
+    layer, diff_id = _layer(f"regcred stack seed image {image}\n")
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/hello.txt"], "Labels": {"regcred.seed": image}},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": "tests.stack seed"}],
+        },
+        sort_keys=True,
+    ).encode()
+    for blob in (layer, config):
+        digest = _sha(blob)
+        if http.head(f"{base}/v2/{repo}/blobs/{digest}", headers=headers, timeout=5).status_code == 200:
+            continue
+        start = http.post(f"{base}/v2/{repo}/blobs/uploads/", headers=headers, timeout=5)
+        if start.status_code != 202:
+            raise StackError(f"blob upload start for {repo}: {start.status_code} {start.text[:300]}")
+        location = requests.compat.urljoin(base + "/", start.headers["Location"])
+        sep = "&" if "?" in location else "?"
+        put = http.put(
+            f"{location}{sep}digest={digest}",
+            data=blob,
+            headers={**headers, "Content-Type": "application/octet-stream"},
+            timeout=10,
+        )
+        if put.status_code != 201:
+            raise StackError(f"blob upload for {repo}: {put.status_code} {put.text[:300]}")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_V2,
+            "config": {"mediaType": CONFIG_V1, "size": len(config), "digest": _sha(config)},
+            "layers": [{"mediaType": LAYER_TGZ, "size": len(layer), "digest": _sha(layer)}],
+        },
+        indent=3,
+    ).encode()
+    put = http.put(
+        f"{base}/v2/{repo}/manifests/{tag}",
+        data=manifest,
+        headers={**headers, "Content-Type": MANIFEST_V2},
+        timeout=10,
+    )
+    if put.status_code != 201:
+        raise StackError(f"manifest put for {image}: {put.status_code} {put.text[:300]}")
+    return put.headers.get("Docker-Content-Digest", _sha(manifest))
+
+
+# ------------------------------------------------------------------------------------------ stack
+
+
+def _registry_config(root: Path, port: int, realm: str, http_secret: str) -> str:
+    return f"""\
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {root / "registry-data"}
+  delete:
+    enabled: true
+http:
+  addr: {HOST}:{port}
+  secret: {http_secret}
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  token:
+    realm: {realm}
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: {root / "signing.crt"}
+"""
+
+
+def _venv_bin(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise StackError(f"{name} not found next to {sys.executable} nor on PATH: run `make setup`")
+    return found
+
+
+@dataclass
+class Stack:
+    """A running local stack rooted at ``root``."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+
+    # ---- paths
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "env"
+
+    def pid_file(self, name: str) -> Path:
+        return self.root / f"{name}.pid"
+
+    @property
+    def procs_file(self) -> Path:
+        return self.root / "procs.json"
+
+    def log_file(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    # ---- pids
+
+    def pids(self) -> dict[str, int]:
+        """Pids recorded in the pid files (whether or not they still run)."""
+        out = {}
+        for name in PROCESSES:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                out[name] = int(self.pid_file(name).read_text().strip())
+        return out
+
+    def _ticks(self) -> dict[str, int]:
+        try:
+            return {k: int(v["start_ticks"]) for k, v in json.loads(self.procs_file.read_text()).items()}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return {}
+
+    def running(self) -> dict[str, int]:
+        """The recorded processes that are still alive (and are still the processes we started)."""
+        ticks = self._ticks()
+        return {n: p for n, p in self.pids().items() if _alive(p, ticks.get(n))}
+
+    # ---- up
+
+    @classmethod
+    def up(cls, root: Path) -> Stack:
+        root = Path(root).resolve()
+        if not Path(REGISTRY_BIN).exists():
+            raise StackError(f"{REGISTRY_BIN} is missing (Debian package docker-registry): run `make setup`")
+        stack = cls(root)
+        with _dir_lock(root):
+            alive = stack.running()
+            if alive:
+                raise StackError(
+                    f"a stack is already running in {root} (pids {alive}); "
+                    f"run `python -m tests.stack down --dir {root}` first"
+                )
+            stack._clear_run_files()
+            try:
+                stack._start()
+            except BaseException:
+                stack._stop()
+                raise
+        return stack
+
+    def _secrets(self) -> dict[str, str]:
+        path = self.root / "secrets.json"
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        values = {
+            "admin_secret": "dckr_pat_" + secrets.token_urlsafe(24).replace("-", "A").replace("_", "b"),
+            "http_secret": secrets.token_hex(16),
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(values, fh)
+        return values
+
+    def _start(self) -> None:
+        from tests.fakes.dockerhub import ensure_signing_material
+
+        t0 = time.monotonic()
+        root = self.root
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        (root / "registry-data").mkdir(exist_ok=True)
+        hub_dir = root / "dockerhub"
+        hub_dir.mkdir(exist_ok=True)
+        ensure_signing_material(root / "signing.key", root / "signing.crt")
+        sec = self._secrets()
+        moto_port, reg_port, hub_port = _free_ports(3)
+        hub_url = f"http://{HOST}:{hub_port}"
+        registry_yml = root / "registry.yml"
+        registry_yml.write_text(_registry_config(root, reg_port, f"{hub_url}/token", sec["http_secret"]))
+
+        self._spawn("moto", [_venv_bin("moto_server"), "-H", HOST, "-p", str(moto_port)], {})
+        self._spawn("registry", [REGISTRY_BIN, "serve", str(registry_yml)], {})
+        hub_cmd = [
+            sys.executable, "-m", "tests.fakes.dockerhub",
+            "--host", HOST, "--port", str(hub_port), "--state-dir", str(hub_dir),
+            "--admin-user", ADMIN_USER, "--org", ORG, "--public", PUBLIC_REPO,
+            "--service", SERVICE, "--issuer", ISSUER,
+            "--key", str(root / "signing.key"), "--cert", str(root / "signing.crt"),
+        ]  # fmt: skip
+        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        self._spawn(
+            "dockerhub",
+            hub_cmd,
+            {"FAKE_DOCKERHUB_ADMIN_SECRET": sec["admin_secret"], "PYTHONPATH": pythonpath},
+        )
+
+        with requests.Session() as http:
+            self._wait("moto", f"http://{HOST}:{moto_port}/moto-api/", http, t0)
+            self._wait("registry", f"http://{HOST}:{reg_port}/v2/", http, t0)
+            self._wait("dockerhub", f"{hub_url}/token?service={SERVICE}", http, t0)
+            registry = f"{HOST}:{reg_port}"
+            for image in SEED_IMAGES:
+                push_image(registry, image, ADMIN_USER, sec["admin_secret"], http)
+
+        self.env = {
+            "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "REGCRED_REGISTRY": registry,
+            "REGCRED_REGISTRY_SERVICE": SERVICE,
+            "REGCRED_DOCKERHUB_API": hub_url,
+            "REGCRED_DOCKERHUB_REALM": f"{hub_url}/token",
+            "REGCRED_DOCKERHUB_ADMIN_USER": ADMIN_USER,
+            "REGCRED_DOCKERHUB_ADMIN_TOKEN": sec["admin_secret"],
+            "REGCRED_DOCKERHUB_ORG": ORG,
+            "REGCRED_SEED_IMAGE": SEED_IMAGES[0],
+            "REGCRED_SEED_ORG_IMAGE": SEED_IMAGES[1],
+            "REGCRED_SEED_PUBLIC_IMAGE": SEED_IMAGES[2],
+            "REGCRED_STACK_DIR": str(root),
+            "REGCRED_DOCKERHUB_LOG": str(hub_dir / "requests.jsonl"),
+        }
+        text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str]) -> None:
+        log = self.log_file(name).open("ab")
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env={**os.environ, **extra_env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the `up` command; stopped only by `down`, by pid
+            )
+        finally:
+            log.close()
+        self._children[proc.pid] = proc
+        self.pid_file(name).write_text(f"{proc.pid}\n")
+        procs = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            procs = json.loads(self.procs_file.read_text())
+        procs[name] = {"pid": proc.pid, "start_ticks": _start_ticks(proc.pid) or 0, "argv0": argv[0]}
+        self.procs_file.write_text(json.dumps(procs, indent=1))
+
+    def _wait(self, name: str, url: str, http: requests.Session, t0: float) -> None:
+        pid = self.pids()[name]
+        proc = self._children.get(pid)
+        while True:
+            try:
+                http.get(url, timeout=1)
+                return  # any HTTP answer means it is serving
+            except requests.RequestException:
+                pass
+            if proc is not None and proc.poll() is not None:
+                raise StackError(
+                    f"{name} exited with {proc.returncode} while starting; {self.log_file(name)}:\n"
+                    + _tail(self.log_file(name))
+                )
+            if time.monotonic() - t0 > READY_TIMEOUT:
+                raise StackError(
+                    f"{name} did not answer at {url} within {READY_TIMEOUT:.0f}s; {self.log_file(name)}:\n"
+                    + _tail(self.log_file(name))
+                )
+            time.sleep(0.05)
+
+    # ---- down
+
+    @classmethod
+    def attach(cls, root: Path) -> Stack:
+        """The stack recorded in ``root`` (env read from ``root/env`` when present)."""
+        stack = cls(Path(root).resolve())
+        with contextlib.suppress(FileNotFoundError):
+            for line in stack.env_file.read_text().splitlines():
+                if line.startswith("export "):
+                    key, _, value = line[len("export ") :].partition("=")
+                    parsed = shlex.split(value)
+                    stack.env[key] = parsed[0] if parsed else ""
+        return stack
+
+    def down(self, timeout: float = STOP_TIMEOUT) -> dict[str, int]:
+        """Stop every recorded process (SIGTERM, SIGKILL after ``timeout``), tolerate dead pids, remove the
+        pid files and the env file. Returns the pids that were still running."""
+        if not self.root.is_dir():
+            return {}
+        with _dir_lock(self.root):
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float = STOP_TIMEOUT) -> dict[str, int]:
+        ticks = self._ticks()
+        alive = {n: p for n, p in self.pids().items() if _alive(p, ticks.get(n))}
+        for pid in alive.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_alive(p, ticks.get(n)) for n, p in alive.items()):
+            time.sleep(0.05)
+        for name, pid in alive.items():
+            if _alive(pid, ticks.get(name)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(_alive(p, ticks.get(n)) for n, p in alive.items()):
+            time.sleep(0.05)
+        for proc in self._children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
+        self._children.clear()
+        self._clear_run_files()
+        with contextlib.suppress(FileNotFoundError):
+            self.env_file.unlink()
+        return alive
+
+    def _clear_run_files(self) -> None:
+        for name in PROCESSES:
+            with contextlib.suppress(FileNotFoundError):
+                self.pid_file(name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.procs_file.unlink()
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.stack", description="regcred's local stack")
+    p.add_argument("command", choices=("up", "down", "env", "status"))
+    p.add_argument("--dir", type=Path, default=Path(".stack"), help="stack directory (default .stack)")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "up":
+            t0 = time.monotonic()
+            stack = Stack.up(args.dir)
+            print(f"stack up in {stack.root} ({time.monotonic() - t0:.1f}s): pids {stack.running()}")
+            print(f"source {stack.env_file}")
+        elif args.command == "down":
+            stack = Stack.attach(args.dir)
+            stopped = stack.down()
+            print(f"stack down in {stack.root}: stopped {stopped or 'nothing (not running)'}")
+        elif args.command == "env":
+            stack = Stack.attach(args.dir)
+            if not stack.running() or not stack.env_file.exists():
+                raise StackError(
+                    f"no running stack in {stack.root}: run `python -m tests.stack up --dir {args.dir}`"
+                )
+            sys.stdout.write(stack.env_file.read_text())
+        else:
+            stack = Stack.attach(args.dir)
+            recorded, alive = stack.pids(), stack.running()
+            for name in PROCESSES:
+                state = "running" if name in alive else ("dead" if name in recorded else "not started")
+                print(f"{name:10} {recorded.get(name, '-')!s:>8}  {state}")
+            return 0 if alive and len(alive) == len(PROCESSES) else 1
+    except StackError as err:
+        print(f"tests.stack {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
