@@ -36,7 +36,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     secret_id = event.get("SecretId")
     token = event.get("ClientRequestToken")
     if not isinstance(secret_id, str) or not isinstance(token, str) or "Step" not in event:
-        raise RegcredError("not a Secrets Manager rotation event: SecretId, ClientRequestToken and Step needed")
+        raise RegcredError(
+            "not a Secrets Manager rotation event: SecretId, ClientRequestToken and Step needed"
+        )
     step = Step.parse(str(event["Step"]))
     logger.set_correlation_id(token)
     logger.append_keys(step=step.value, secret_id=secret_id)

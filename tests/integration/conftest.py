@@ -41,10 +41,15 @@ def sm(stack_env: dict[str, str]) -> Any:
 def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
     """A fresh secret holding the fake's admin identity."""
     name = f"admin/{uuid.uuid4().hex[:8]}"
-    sm.create_secret(Name=name, SecretString=json.dumps({
-        "username": stack_env["REGCRED_DOCKERHUB_ADMIN_USER"],
-        "password": stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"],
-    }))
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "username": stack_env["REGCRED_DOCKERHUB_ADMIN_USER"],
+                "password": stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"],
+            }
+        ),
+    )
     return name
 
 

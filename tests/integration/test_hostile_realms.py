@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
+
 from regcred.errors import RegistryError, UntrustedRealmError
 from regcred.registry import Credential, PullStatus, RegistryClient
-
 from tests.registry_servers import (
     FakeTokenRegistry,
     LoggedRequest,

@@ -19,8 +19,15 @@ pytestmark = pytest.mark.stack
 
 
 def regcred(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["regcred", *args], env=cli_env(env), capture_output=True, text=True,
-                          input=stdin, timeout=120, check=False)
+    return subprocess.run(
+        ["regcred", *args],
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
 
 
 def value(sm: Any, secret: str, stage: str) -> Any:
@@ -29,21 +36,37 @@ def value(sm: Any, secret: str, stage: str) -> Any:
 
 def pulls(env: dict[str, str], secret_value: Any) -> int:
     repository, _, tag = env["REGCRED_SEED_IMAGE"].partition(":")
-    return manifest_status(env["REGCRED_REGISTRY"], secret_value.username, secret_value.password, repository, tag)
+    return manifest_status(
+        env["REGCRED_REGISTRY"], secret_value.username, secret_value.password, repository, tag
+    )
 
 
 @pytest.fixture
 def onboarded(stack_env: dict[str, str], admin_secret: str) -> str:
     name = f"batch/{uuid.uuid4().hex[:8]}"
-    done = regcred(stack_env, "onboard", name, "--provider", "dockerhub", "--admin-secret", admin_secret,
-                   "--registry", stack_env["REGCRED_REGISTRY"], "--api", stack_env["REGCRED_DOCKERHUB_API"],
-                   "--image", stack_env["REGCRED_SEED_IMAGE"])
+    done = regcred(
+        stack_env,
+        "onboard",
+        name,
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--registry",
+        stack_env["REGCRED_REGISTRY"],
+        "--api",
+        stack_env["REGCRED_DOCKERHUB_API"],
+        "--image",
+        stack_env["REGCRED_SEED_IMAGE"],
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("arn:aws:secretsmanager:")
     return name
 
 
-def test_onboard_creates_a_tagged_secret_whose_token_pulls(stack_env: dict[str, str], sm: Any, onboarded: str) -> None:
+def test_onboard_creates_a_tagged_secret_whose_token_pulls(
+    stack_env: dict[str, str], sm: Any, onboarded: str
+) -> None:
     meta = sm.describe_secret(SecretId=onboarded)
     tags = {t["Key"]: t["Value"] for t in meta["Tags"]}
     assert tags["regcred:managed"] == "true" and tags["regcred:provider"] == "dockerhub"
@@ -86,17 +109,29 @@ def test_rotate_local_promotes_a_new_token_and_the_old_one_still_pulls_until_ret
 
 
 def test_check_says_which_images_fail_and_exits_1(stack_env: dict[str, str], sm: Any, onboarded: str) -> None:
-    done = regcred(stack_env, "check", onboarded, "--image", stack_env["REGCRED_SEED_IMAGE"],
-                   "--image", "nobody/missing:1.0")
+    done = regcred(
+        stack_env,
+        "check",
+        onboarded,
+        "--image",
+        stack_env["REGCRED_SEED_IMAGE"],
+        "--image",
+        "nobody/missing:1.0",
+    )
     assert done.returncode == 1
     assert "ok" in done.stdout and ("not_found" in done.stdout or "no_access" in done.stdout)
 
 
-def test_check_exits_2_when_the_registry_is_unreachable(stack_env: dict[str, str], sm: Any, onboarded: str) -> None:
+def test_check_exits_2_when_the_registry_is_unreachable(
+    stack_env: dict[str, str], sm: Any, onboarded: str
+) -> None:
     env = dict(stack_env)
     # Point the check at a loopback port nobody listens on (through the secret's own value).
-    sm.put_secret_value(SecretId=onboarded, SecretString=json.dumps({
-        "username": "u", "password": "p", "registry": "127.0.0.1:9"}), VersionStages=["AWSCURRENT"])
+    sm.put_secret_value(
+        SecretId=onboarded,
+        SecretString=json.dumps({"username": "u", "password": "p", "registry": "127.0.0.1:9"}),
+        VersionStages=["AWSCURRENT"],
+    )
     done = regcred(env, "check", onboarded, "--image", "127.0.0.1:9/a/b:1")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "unreachable" in done.stdout
@@ -106,23 +141,50 @@ def test_onboard_refuses_an_image_the_token_cannot_pull_and_revokes_it(
     stack_env: dict[str, str], sm: Any, admin_secret: str
 ) -> None:
     name = f"batch/{uuid.uuid4().hex[:8]}"
-    done = regcred(stack_env, "onboard", name, "--provider", "dockerhub", "--admin-secret", admin_secret,
-                   "--registry", stack_env["REGCRED_REGISTRY"], "--api", stack_env["REGCRED_DOCKERHUB_API"],
-                   "--image", "nobody/missing:1.0")
+    done = regcred(
+        stack_env,
+        "onboard",
+        name,
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--registry",
+        stack_env["REGCRED_REGISTRY"],
+        "--api",
+        stack_env["REGCRED_DOCKERHUB_API"],
+        "--image",
+        "nobody/missing:1.0",
+    )
     assert done.returncode == 1
     assert "nothing was stored" in done.stderr
     with pytest.raises(sm.exceptions.ResourceNotFoundException):
         sm.describe_secret(SecretId=name)
 
 
-def test_onboard_imports_a_token_from_stdin(stack_env: dict[str, str], sm: Any, onboarded: str,
-                                            admin_secret: str) -> None:
+def test_onboard_imports_a_token_from_stdin(
+    stack_env: dict[str, str], sm: Any, onboarded: str, admin_secret: str
+) -> None:
     existing = value(sm, onboarded, CURRENT)
     name = f"imported/{uuid.uuid4().hex[:8]}"
-    done = regcred(stack_env, "onboard", name, "--provider", "dockerhub", "--admin-secret", admin_secret,
-                   "--registry", stack_env["REGCRED_REGISTRY"], "--api", stack_env["REGCRED_DOCKERHUB_API"],
-                   "--image", stack_env["REGCRED_SEED_IMAGE"], "--username", existing.username,
-                   stdin=existing.password + "\n")
+    done = regcred(
+        stack_env,
+        "onboard",
+        name,
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--registry",
+        stack_env["REGCRED_REGISTRY"],
+        "--api",
+        stack_env["REGCRED_DOCKERHUB_API"],
+        "--image",
+        stack_env["REGCRED_SEED_IMAGE"],
+        "--username",
+        existing.username,
+        stdin=existing.password + "\n",
+    )
     assert done.returncode == 0, done.stderr
     imported = value(sm, name, CURRENT)
     assert imported.password == existing.password and imported.token_id is None

@@ -7,6 +7,7 @@ import random
 import string
 
 import pytest
+
 from regcred.errors import ChallengeParseError, RegistryError
 from regcred.registry import (
     MAX_CHALLENGE_HEADER_LENGTH,

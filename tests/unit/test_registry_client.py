@@ -10,6 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 import requests
+
 from regcred.errors import RegistryError, UntrustedRealmError
 from regcred.registry import (
     MANIFEST_MEDIA_TYPES,
@@ -20,7 +21,6 @@ from regcred.registry import (
     PullStatus,
     RegistryClient,
 )
-
 from tests.registry_servers import (
     FakeTokenRegistry,
     LoggedRequest,

@@ -68,7 +68,9 @@ class MemoryVendor:
 
     def find_by_label(self, label: str) -> list[VendorToken]:
         with self.lock:
-            return [VendorToken(k, t.label, True) for k, t in self.tokens.items() if t.label == label and t.active]
+            return [
+                VendorToken(k, t.label, True) for k, t in self.tokens.items() if t.label == label and t.active
+            ]
 
     def revoke(self, token_id: str) -> None:
         with self.lock:
@@ -132,19 +134,35 @@ def sm(aws: None) -> Any:
 @pytest.fixture
 def secret(sm: Any, vendor: MemoryVendor) -> str:
     first = vendor.issue("onboard", None)
-    value = SecretValue(username=first.username, password=first.password, registry=REGISTRY,
-                        provider="dockerhub", token_id=first.token_id, issued_at=datetime.now(UTC))
+    value = SecretValue(
+        username=first.username,
+        password=first.password,
+        registry=REGISTRY,
+        provider="dockerhub",
+        token_id=first.token_id,
+        issued_at=datetime.now(UTC),
+    )
     arn: str = sm.create_secret(
-        Name="batch/registry", SecretString=render(value),
-        Tags=[{"Key": config.MANAGED, "Value": "true"}, {"Key": config.PROVIDER, "Value": "dockerhub"},
-              {"Key": config.IMAGES, "Value": IMAGE}, {"Key": config.GRACE, "Value": "1h"}],
+        Name="batch/registry",
+        SecretString=render(value),
+        Tags=[
+            {"Key": config.MANAGED, "Value": "true"},
+            {"Key": config.PROVIDER, "Value": "dockerhub"},
+            {"Key": config.IMAGES, "Value": IMAGE},
+            {"Key": config.GRACE, "Value": "1h"},
+        ],
     )["ARN"]
     return arn
 
 
 def make_rotator(sm: Any, vendor: MemoryVendor, registry: Registry, **kwargs: Any) -> Rotator:
-    return Rotator(sm, provider_factory=lambda cfg, value: vendor, check=registry,
-                   require_rotation_enabled=False, **kwargs)
+    return Rotator(
+        sm,
+        provider_factory=lambda cfg, value: vendor,
+        check=registry,
+        require_rotation_enabled=False,
+        **kwargs,
+    )
 
 
 def current(sm: Any, arn: str) -> SecretValue:
@@ -175,7 +193,10 @@ def test_full_rotation_promotes_a_new_credential_and_keeps_the_old_as_previous(
     assert new.token_id != old.token_id
     assert stage_holder(stages, CURRENT) == token
     assert stage_holder(stages, PENDING) is None
-    assert parse(sm.get_secret_value(SecretId=secret, VersionStage=PREVIOUS)["SecretString"]).token_id == old.token_id
+    assert (
+        parse(sm.get_secret_value(SecretId=secret, VersionStage=PREVIOUS)["SecretString"]).token_id
+        == old.token_id
+    )
     assert vendor.live() == {old.token_id, new.token_id}
     assert new.registry == REGISTRY and new.provider == "dockerhub"
     tags = config.tags_to_dict(sm.describe_secret(SecretId=secret)["Tags"])
@@ -226,8 +247,10 @@ def test_concurrent_create_leaves_no_orphan(
     for step in (Step.SET, Step.TEST, Step.FINISH):
         rotator.run(secret, token, step)
     # Then only the stored credential and the previous one are alive
-    assert vendor.live() == {current(sm, secret).token_id,
-                             parse(sm.get_secret_value(SecretId=secret, VersionStage=PREVIOUS)["SecretString"]).token_id}
+    assert vendor.live() == {
+        current(sm, secret).token_id,
+        parse(sm.get_secret_value(SecretId=secret, VersionStage=PREVIOUS)["SecretString"]).token_id,
+    }
 
 
 def test_crash_between_vendor_call_and_put_is_recovered_without_orphan(
@@ -249,7 +272,9 @@ def test_crash_between_vendor_call_and_put_is_recovered_without_orphan(
     # When Secrets Manager retries the step, and the rotation goes on
     sm.put_secret_value = real_put
     rotator.run(secret, token, Step.CREATE)
-    pending = parse(sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"])
+    pending = parse(
+        sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"]
+    )
     assert pending.token_id != orphan
     for step in (Step.SET, Step.TEST, Step.FINISH):
         rotator.run(secret, token, step)
@@ -270,7 +295,9 @@ def test_failed_test_revokes_pending_and_leaves_current_untouched(
     token = str(uuid.uuid4())
     rotator.run(secret, token, Step.CREATE)
     rotator.run(secret, token, Step.SET)
-    pending = parse(sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"])
+    pending = parse(
+        sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"]
+    )
     registry.narrowed = True
     # When testSecret runs
     with pytest.raises(RotationTestFailed) as caught:
@@ -298,7 +325,9 @@ def test_unreachable_registry_keeps_pending_for_a_retry(
     registry.down = True
     with pytest.raises(RotationRetryable):
         rotator.run(secret, token, Step.TEST)
-    pending = parse(sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"])
+    pending = parse(
+        sm.get_secret_value(SecretId=secret, VersionId=token, VersionStage=PENDING)["SecretString"]
+    )
     assert pending.token_id in vendor.live()
     registry.down = False
     rotator.run(secret, token, Step.TEST)
@@ -364,8 +393,8 @@ def test_rotation_refused_when_not_enabled_and_required(
 def test_no_probe_image_refuses_before_minting(sm: Any, vendor: MemoryVendor, registry: Registry) -> None:
     first = vendor.issue("onboard", None)
     arn = sm.create_secret(
-        Name="no-images", SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub",
-                                                          first.token_id)),
+        Name="no-images",
+        SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub", first.token_id)),
         Tags=[{"Key": config.MANAGED, "Value": "true"}, {"Key": config.PROVIDER, "Value": "dockerhub"}],
     )["ARN"]
     with pytest.raises(ConfigurationError, match="regcred:images"):
@@ -379,24 +408,36 @@ def test_probe_images_come_from_active_batch_job_definitions(
     # Given a secret without an images tag, named by 3 job definitions (one on another registry)
     first = vendor.issue("onboard", None)
     arn = sm.create_secret(
-        Name="from-batch", SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub",
-                                                           first.token_id)),
+        Name="from-batch",
+        SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub", first.token_id)),
         Tags=[{"Key": config.MANAGED, "Value": "true"}, {"Key": config.PROVIDER, "Value": "dockerhub"}],
     )["ARN"]
     batch = boto3.client("batch", region_name="us-east-1")
-    for i, (image, parameter) in enumerate([
-        (f"{REGISTRY}/acme/one:1", arn), (f"{REGISTRY}/acme/two:2", "from-batch"),
-        ("other.example/acme/three:3", arn), (f"{REGISTRY}/acme/unrelated:4", "another-secret"),
-    ]):
+    for i, (image, parameter) in enumerate(
+        [
+            (f"{REGISTRY}/acme/one:1", arn),
+            (f"{REGISTRY}/acme/two:2", "from-batch"),
+            ("other.example/acme/three:3", arn),
+            (f"{REGISTRY}/acme/unrelated:4", "another-secret"),
+        ]
+    ):
         batch.register_job_definition(
-            jobDefinitionName=f"jd{i}", type="container",
-            containerProperties={"image": image, "vcpus": 1, "memory": 128,
-                                 "repositoryCredentials": {"credentialsParameter": parameter}},
+            jobDefinitionName=f"jd{i}",
+            type="container",
+            containerProperties={
+                "image": image,
+                "vcpus": 1,
+                "memory": 128,
+                "repositoryCredentials": {"credentialsParameter": parameter},
+            },
         )
     rotator = make_rotator(sm, vendor, registry, batch=batch)
     state = rotator.describe(arn)
     # Then the probe images are those on this secret's registry that name it
-    assert sorted(rotator.probe_images(state, REGISTRY)) == [f"{REGISTRY}/acme/one:1", f"{REGISTRY}/acme/two:2"]
+    assert sorted(rotator.probe_images(state, REGISTRY)) == [
+        f"{REGISTRY}/acme/one:1",
+        f"{REGISTRY}/acme/two:2",
+    ]
 
 
 def test_guard_follows_the_aws_templates() -> None:
@@ -429,8 +470,10 @@ def test_labels_fit_the_vendor_limit_and_keep_the_token() -> None:
 def test_secret_matching_by_arn_partial_arn_and_name() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/registry-AbCdEf"
     assert matches_secret(arn, arn, "batch/registry")
-    assert matches_secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/registry", arn,
-                          "batch/registry")
+    assert matches_secret(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/registry", arn, "batch/registry"
+    )
     assert matches_secret("batch/registry", arn, "batch/registry")
-    assert not matches_secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/reg", arn,
-                              "batch/registry")
+    assert not matches_secret(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/reg", arn, "batch/registry"
+    )

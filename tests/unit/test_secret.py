@@ -15,9 +15,17 @@ PASSWORD = "dckr_pat_SECRETVALUE123"
 
 def test_roundtrip_keeps_every_field_and_unknown_keys() -> None:
     # Given a version written by a newer regcred with a field this one does not know
-    text = json.dumps({"username": "svc", "password": PASSWORD, "registry": "registry-1.docker.io",
-                       "provider": "dockerhub", "token_id": "t-1", "expires_at": "2027-01-01T00:00:00Z",
-                       "future_field": {"a": 1}})
+    text = json.dumps(
+        {
+            "username": "svc",
+            "password": PASSWORD,
+            "registry": "registry-1.docker.io",
+            "provider": "dockerhub",
+            "token_id": "t-1",
+            "expires_at": "2027-01-01T00:00:00Z",
+            "future_field": {"a": 1},
+        }
+    )
     # When it is parsed and rendered again
     value = parse(text)
     again = json.loads(render(value))

@@ -14,13 +14,13 @@ from typing import Any
 # Quiet library logs unless asked; set before the library builds its Logger.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-from . import aws, config, providers  # noqa: E402
-from .config import SecretConfig  # noqa: E402
-from .errors import RegcredError  # noqa: E402
-from .providers import dockerhub  # noqa: E402
-from .registry import Credential, ImageRef, PullCheck, PullStatus, RegistryClient  # noqa: E402
-from .rotation import CURRENT, PENDING, PREVIOUS, Rotator, Step, label_for, stage_holder  # noqa: E402
-from .secret import SecretValue, render  # noqa: E402
+from . import aws, config, providers
+from .config import SecretConfig
+from .errors import RegcredError
+from .providers import dockerhub
+from .registry import Credential, ImageRef, PullCheck, PullStatus, RegistryClient
+from .rotation import CURRENT, PENDING, PREVIOUS, Rotator, Step, label_for, stage_holder
+from .secret import SecretValue, render
 
 EXIT_OK, EXIT_FAIL, EXIT_UNCHECKED = 0, 1, 2
 _FAILING = {PullStatus.CREDENTIALS_REJECTED, PullStatus.NO_ACCESS, PullStatus.NOT_FOUND}
@@ -88,17 +88,29 @@ def cmd_onboard(args: argparse.Namespace) -> int:
 
     provider = providers.build(cfg, sm)
     now = datetime.now(UTC)
-    template = SecretValue(username="-", password="-", registry=registry, provider=args.provider)
     minted: str | None = None
     if args.username:
-        token = sys.stdin.readline().strip()
-        value = template.with_credential(username=args.username, password=token, token_id=None,
-                                         expires_at=None, issued_at=now)
+        value = SecretValue(
+            username=args.username,
+            password=sys.stdin.readline().strip(),
+            registry=registry,
+            provider=args.provider,
+            issued_at=now,
+        )
     else:
-        issued = provider.issue(label_for(args.name, f"onboard-{uuid.uuid4()}"), now + timedelta(seconds=cfg.ttl_s))
+        issued = provider.issue(
+            label_for(args.name, f"onboard-{uuid.uuid4()}"), now + timedelta(seconds=cfg.ttl_s)
+        )
         minted = issued.token_id
-        value = template.with_credential(username=issued.username, password=issued.password,
-                                         token_id=issued.token_id, expires_at=issued.expires_at, issued_at=now)
+        value = SecretValue(
+            username=issued.username,
+            password=issued.password,
+            registry=registry,
+            provider=args.provider,
+            token_id=issued.token_id,
+            expires_at=issued.expires_at,
+            issued_at=now,
+        )
     try:
         result = RegistryClient(registry, realm_hosts=providers.realm_hosts_for(cfg)).check_pull(
             Credential(value.username, value.password), images
@@ -125,8 +137,12 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     # The rotation function may read admin secrets tagged so (template.yaml's IAM condition).
     sm.tag_resource(SecretId=args.admin_secret, Tags=[{"Key": config.ADMIN_MARK, "Value": "true"}])
     if args.rotation_lambda:
-        sm.rotate_secret(SecretId=arn, RotationLambdaARN=args.rotation_lambda,
-                         RotationRules={"ScheduleExpression": args.schedule}, RotateImmediately=False)
+        sm.rotate_secret(
+            SecretId=arn,
+            RotationLambdaARN=args.rotation_lambda,
+            RotationRules={"ScheduleExpression": args.schedule},
+            RotateImmediately=False,
+        )
     _out(arn)
     return EXIT_OK
 
@@ -154,20 +170,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     code = _exit_code(result)
     if args.json:
-        _out(json.dumps({
-            "secret": state.name,
-            "stage": args.stage,
-            "registry": registry,
-            "token_id": value.token_id,
-            "expires_at": value.expires_at.isoformat() if value.expires_at else None,
-            "ok": result.ok,
-            "exit_code": code,
-            "images": [
-                {"image": i.image, "status": i.status.value, "detail": i.detail, "http_status": i.http_status,
-                 "ratelimit_remaining": i.ratelimit_remaining}
-                for i in result.images
-            ],
-        }))
+        _out(
+            json.dumps(
+                {
+                    "secret": state.name,
+                    "stage": args.stage,
+                    "registry": registry,
+                    "token_id": value.token_id,
+                    "expires_at": value.expires_at.isoformat() if value.expires_at else None,
+                    "ok": result.ok,
+                    "exit_code": code,
+                    "images": [
+                        {
+                            "image": i.image,
+                            "status": i.status.value,
+                            "detail": i.detail,
+                            "http_status": i.http_status,
+                            "ratelimit_remaining": i.ratelimit_remaining,
+                        }
+                        for i in result.images
+                    ],
+                }
+            )
+        )
     else:
         _out(f"{state.name} {args.stage} on {registry} (token {value.token_id or 'imported'})")
         _out(_table(result))
@@ -213,8 +238,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             continue
         value = rotator.read(state.arn, stage=labelled[0], version_id=version_id)
         expires = value.expires_at.isoformat() if value.expires_at else "-"
-        _out(f"{','.join(labelled):<12} {version_id}  user={value.username} token={value.token_id or '-'} "
-             f"expires={expires}")
+        _out(
+            f"{','.join(labelled):<12} {version_id}  user={value.username} token={value.token_id or '-'} "
+            f"expires={expires}"
+        )
     return EXIT_OK
 
 

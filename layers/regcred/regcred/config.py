@@ -18,7 +18,7 @@ from .secret import parse_time
 PREFIX = "regcred:"
 MANAGED = "regcred:managed"
 PROVIDER = "regcred:provider"
-ADMIN_SECRET = "regcred:admin-secret"
+ADMIN_SECRET = "regcred:admin-secret"  # noqa: S105 - a tag key
 ADMIN_MARK = "regcred:admin"
 API = "regcred:api"
 REGISTRY = "regcred:registry"
@@ -30,7 +30,7 @@ ORG = "regcred:org"
 # Bookkeeping written by regcred itself.
 PROMOTED_AT = "regcred:promoted-at"
 PROMOTED_VERSION = "regcred:promoted-version"
-RETIRED_TOKEN = "regcred:retired-token-id"
+RETIRED_TOKEN = "regcred:retired-token-id"  # noqa: S105 - a tag key
 
 DEFAULT_GRACE_S = 24 * 3600
 DEFAULT_TTL_S = 90 * 24 * 3600

@@ -15,6 +15,17 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "regcred")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "regcred")
 
-logger = Logger(stream=sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else sys.stderr)
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of writing (the Logger keeps its stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+logger = Logger(stream=sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else _CurrentStderr())  # type: ignore[arg-type]
 tracer = Tracer()
 metrics = Metrics()

@@ -30,10 +30,10 @@ from . import config, providers
 from .config import SecretConfig
 from .errors import (
     ConfigurationError,
-    SecretFormatError,
     RotationError,
     RotationRetryable,
     RotationTestFailed,
+    SecretFormatError,
 )
 from .observability import logger
 from .providers import Provider
@@ -61,8 +61,10 @@ class Step(enum.Enum):
         for step in cls:
             if step.value.lower() == key:
                 return step
-        raise RotationError(f"unknown rotation step {text!r}; expected one of createSecret, setSecret, "
-                            "testSecret, finishSecret")
+        raise RotationError(
+            f"unknown rotation step {text!r}; expected one of createSecret, setSecret, "
+            "testSecret, finishSecret"
+        )
 
 
 class PullChecker(Protocol):
@@ -102,14 +104,20 @@ class Guard(enum.Enum):
 
 
 def guard(
-    versions: Mapping[str, Sequence[str]], token: str, step: Step, *, rotation_enabled: bool,
+    versions: Mapping[str, Sequence[str]],
+    token: str,
+    step: Step,
+    *,
+    rotation_enabled: bool,
     require_rotation_enabled: bool = True,
 ) -> Guard:
     """The AWS templates' guard, plus one allowance: a createSecret whose token has no version yet
     may create it (the in-process driver has no RotateSecret to register the token first)."""
     if require_rotation_enabled and not rotation_enabled:
-        raise RotationError("rotation is not enabled on this secret; enable it (regcred onboard "
-                            "--rotation-lambda ARN) or drive it with regcred rotate --local")
+        raise RotationError(
+            "rotation is not enabled on this secret; enable it (regcred onboard "
+            "--rotation-lambda ARN) or drive it with regcred rotate --local"
+        )
     stages = versions.get(token)
     if stages is None:
         if step is Step.CREATE:
@@ -140,8 +148,11 @@ def failure_is_retryable(check: PullCheck) -> bool:
 
 def summarize(check: PullCheck) -> str:
     """One line per failing image, without any secret."""
-    return "; ".join(f"{image.image}: {image.status.value} ({image.detail})"
-                     for image in check.images if image.status is not PullStatus.OK)
+    return "; ".join(
+        f"{image.image}: {image.status.value} ({image.detail})"
+        for image in check.images
+        if image.status is not PullStatus.OK
+    )
 
 
 def matches_secret(credentials_parameter: str, arn: str, name: str) -> bool:
@@ -269,8 +280,13 @@ class Rotator:
         step = step if isinstance(step, Step) else Step.parse(step)
         state = self.describe(secret_id)
         provider_name = state.tags.get(config.PROVIDER, "unknown")
-        verdict = guard(state.versions, token, step, rotation_enabled=state.rotation_enabled,
-                        require_rotation_enabled=self.require_rotation_enabled)
+        verdict = guard(
+            state.versions,
+            token,
+            step,
+            rotation_enabled=state.rotation_enabled,
+            require_rotation_enabled=self.require_rotation_enabled,
+        )
         if verdict is Guard.ALREADY_CURRENT:
             if step is Step.FINISH:
                 self._finish_cleanup(state, token)
@@ -314,7 +330,9 @@ class Rotator:
         if not lost:
             try:
                 self.sm.put_secret_value(
-                    SecretId=state.arn, ClientRequestToken=token, SecretString=render(pending),
+                    SecretId=state.arn,
+                    ClientRequestToken=token,
+                    SecretString=render(pending),
                     VersionStages=[PENDING],
                 )
             except self.sm.exceptions.ResourceExistsException:
@@ -346,7 +364,9 @@ class Rotator:
             return
         try:
             # The stale version lost AWSPENDING to ours, so it is read by its id alone.
-            stale_value = parse(self.sm.get_secret_value(SecretId=state.arn, VersionId=stale).get("SecretString"))
+            stale_value = parse(
+                self.sm.get_secret_value(SecretId=state.arn, VersionId=stale).get("SecretString")
+            )
         except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
             return  # an empty placeholder version: nothing was minted for it
         if stale_value.token_id and stale_value.token_id not in keep:
@@ -362,8 +382,12 @@ class Rotator:
         provider = self._provider(state, pending)
         registry = pending.registry or provider.registry
         images = self.probe_images(state, registry)
-        result = self._check(registry, self._realm_hosts(state, provider),
-                             Credential(pending.username, pending.password), images)
+        result = self._check(
+            registry,
+            self._realm_hosts(state, provider),
+            Credential(pending.username, pending.password),
+            images,
+        )
         if result.ok:
             label = label_for(state.name, token)
             for extra in provider.find_by_label(label):
@@ -371,12 +395,14 @@ class Rotator:
                     provider.revoke(extra.token_id)  # minted by a concurrent createSecret that lost
             return "pulls"
         if failure_is_retryable(result):
-            raise RotationRetryable(f"could not check the pending credential, kept for a retry: "
-                                    f"{summarize(result)}")
+            raise RotationRetryable(
+                f"could not check the pending credential, kept for a retry: {summarize(result)}"
+            )
         if pending.token_id:
             provider.revoke(pending.token_id)
-        self.sm.update_secret_version_stage(SecretId=state.arn, VersionStage=PENDING,
-                                            RemoveFromVersionId=token)
+        self.sm.update_secret_version_stage(
+            SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
+        )
         raise RotationTestFailed(
             f"the new credential cannot pull, so it was revoked and AWSCURRENT is unchanged: "
             f"{summarize(result)}"
@@ -412,13 +438,17 @@ class Rotator:
     def _finish_cleanup(self, state: SecretState, token: str) -> None:
         """After promotion: AWSPENDING gone, promotion time recorded (both idempotent)."""
         if PENDING in state.versions.get(token, []):
-            self.sm.update_secret_version_stage(SecretId=state.arn, VersionStage=PENDING,
-                                                RemoveFromVersionId=token)
+            self.sm.update_secret_version_stage(
+                SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
+            )
         if state.tags.get(config.PROMOTED_VERSION) != token:
-            self.sm.tag_resource(SecretId=state.arn, Tags=[
-                {"Key": config.PROMOTED_AT, "Value": self._now().strftime("%Y-%m-%dT%H:%M:%SZ")},
-                {"Key": config.PROMOTED_VERSION, "Value": token},
-            ])
+            self.sm.tag_resource(
+                SecretId=state.arn,
+                Tags=[
+                    {"Key": config.PROMOTED_AT, "Value": self._now().strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    {"Key": config.PROMOTED_VERSION, "Value": token},
+                ],
+            )
 
     # -- retirement -----------------------------------------------------------------------------
 
@@ -440,16 +470,21 @@ class Rotator:
             return "in_grace"
         provider = self._provider(state, current)
         registry = current.registry or provider.registry
-        result = self._check(registry, self._realm_hosts(state, provider),
-                             Credential(current.username, current.password),
-                             self.probe_images(state, registry))
+        result = self._check(
+            registry,
+            self._realm_hosts(state, provider),
+            Credential(current.username, current.password),
+            self.probe_images(state, registry),
+        )
         if not result.ok:
             # The previous credential may be the way back: keep it until AWSCURRENT is proven.
-            logger.warning("previous credential kept: AWSCURRENT does not pull",
-                           extra={"detail": summarize(result)})
+            logger.warning(
+                "previous credential kept: AWSCURRENT does not pull", extra={"detail": summarize(result)}
+            )
             return "current_unproven"
         provider.revoke(previous.token_id)
-        self.sm.tag_resource(SecretId=state.arn,
-                             Tags=[{"Key": config.RETIRED_TOKEN, "Value": previous.token_id}])
+        self.sm.tag_resource(
+            SecretId=state.arn, Tags=[{"Key": config.RETIRED_TOKEN, "Value": previous.token_id}]
+        )
         logger.info("previous credential retired", extra={"token_id": previous.token_id})
         return "retired"

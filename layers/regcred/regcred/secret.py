@@ -139,7 +139,9 @@ def validate(value: SecretValue) -> None:
     if ":" in value.username:
         raise SecretFormatError('"username" contains ":", which HTTP Basic auth cannot carry')
     if value.registry and not _REGISTRY_RE.match(value.registry):
-        raise SecretFormatError('"registry" must be a registry host such as registry-1.docker.io or host:port')
+        raise SecretFormatError(
+            '"registry" must be a registry host such as registry-1.docker.io or host:port'
+        )
     if value.provider and not _PROVIDER_RE.match(value.provider):
         raise SecretFormatError('"provider" must be a provider name such as "dockerhub"')
 

@@ -71,6 +71,7 @@ class DockerHubProvider:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (3.05, 15.0),
         max_attempts: int = 3,
+        page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._admin = admin
@@ -81,6 +82,7 @@ class DockerHubProvider:
         self._session = session or requests.Session()
         self._timeout = timeout
         self._max_attempts = max_attempts
+        self._page_size = page_size
         self._sleep = sleep
         self._bearer: str | None = None
 
@@ -105,7 +107,7 @@ class DockerHubProvider:
                         f"Docker Hub API at {self._api} unreachable ({type(exc).__name__}); "
                         "check the regcred:api tag and the function's network path"
                     ) from None
-                self._sleep(0.5 * 2 ** (attempt - 1))
+                self._sleep(0.5 * 2.0 ** (attempt - 1))
                 continue
             if response.status_code in _RETRY_STATUSES and attempt < self._max_attempts:
                 self._sleep(self._retry_delay(response, attempt))
@@ -117,8 +119,8 @@ class DockerHubProvider:
     def _retry_delay(response: requests.Response, attempt: int) -> float:
         retry_after = response.headers.get("Retry-After", "")
         if retry_after.isdigit():
-            return min(float(retry_after), 20.0)
-        return 0.5 * 2 ** (attempt - 1)
+            return min(int(retry_after), 20.0)
+        return 0.5 * 2.0 ** (attempt - 1)
 
     def _login(self) -> str:
         if self._bearer is None:
@@ -150,7 +152,11 @@ class DockerHubProvider:
                     message = str(body.get("message") or body.get("detail") or body.get("details") or "")
             except ValueError:
                 pass
-            hint = " (is the admin identity an owner of the organization?)" if response.status_code == 403 else ""
+            hint = (
+                " (is the admin identity an owner of the organization?)"
+                if response.status_code == 403
+                else ""
+            )
             raise ProviderError(
                 f"Docker Hub {what} failed: HTTP {response.status_code} {message[:200]}{hint}".rstrip()
             )
@@ -199,7 +205,7 @@ class DockerHubProvider:
     def find_by_label(self, label: str) -> list[VendorToken]:
         """Active tokens labelled ``label``, across every page of the listing."""
         found: list[VendorToken] = []
-        url: str | None = self._url(f"{self._tokens_path}?page=1&page_size={PAGE_SIZE}")
+        url: str | None = self._url(f"{self._tokens_path}?page=1&page_size={self._page_size}")
         for _ in range(MAX_PAGES):
             if url is None:
                 return found

@@ -1,0 +1,108 @@
+"""The rotate function's handler, driven with the four Secrets Manager events on the local stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from regcred import config
+from regcred.errors import RegcredError, RotationError
+from regcred.registry import Credential
+from regcred.rotation import CURRENT, PREVIOUS
+from regcred.secret import SecretValue, parse, render
+from tests.handlers import LambdaContext, load
+from tests.v2 import manifest_status
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def rotate_app(stack_env: dict[str, str]) -> Any:
+    module = load("rotate")
+    module._rotator = None  # clients are built from this test's environment
+    return module
+
+
+@pytest.fixture
+def managed_secret(sm: Any, stack_env: dict[str, str], admin_secret: str) -> str:
+    """A managed secret with rotation enabled, holding a token minted at the fake."""
+    from regcred.providers.dockerhub import DockerHubProvider
+
+    provider = DockerHubProvider(
+        Credential(stack_env["REGCRED_DOCKERHUB_ADMIN_USER"], stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"]),
+        api=stack_env["REGCRED_DOCKERHUB_API"],
+        registry=stack_env["REGCRED_REGISTRY"],
+    )
+    first = provider.issue(f"handler-test {uuid.uuid4()}", None)
+    name = f"handler/{uuid.uuid4().hex[:8]}"
+    value = SecretValue(
+        first.username, first.password, stack_env["REGCRED_REGISTRY"], "dockerhub", first.token_id
+    )
+    sm.create_secret(
+        Name=name,
+        SecretString=render(value),
+        Tags=[
+            {"Key": config.MANAGED, "Value": "true"},
+            {"Key": config.PROVIDER, "Value": "dockerhub"},
+            {"Key": config.ADMIN_SECRET, "Value": admin_secret},
+            {"Key": config.API, "Value": stack_env["REGCRED_DOCKERHUB_API"]},
+            {"Key": config.IMAGES, "Value": stack_env["REGCRED_SEED_IMAGE"]},
+        ],
+    )
+    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
+    sm.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    assert sm.describe_secret(SecretId=name)["RotationEnabled"]
+    return name
+
+
+def test_four_events_rotate_the_secret_and_logs_carry_no_secret(
+    rotate_app: Any,
+    sm: Any,
+    stack_env: dict[str, str],
+    managed_secret: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    old = parse(sm.get_secret_value(SecretId=managed_secret, VersionStage=CURRENT)["SecretString"])
+    token = str(uuid.uuid4())
+    # When Secrets Manager invokes the function once per step
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        event = {"SecretId": managed_secret, "ClientRequestToken": token, "Step": step}
+        assert rotate_app.handler(event, LambdaContext()) is None
+    # Then the new AWSCURRENT pulls from the real registry and the old one is AWSPREVIOUS
+    new = parse(sm.get_secret_value(SecretId=managed_secret, VersionStage=CURRENT)["SecretString"])
+    previous = parse(sm.get_secret_value(SecretId=managed_secret, VersionStage=PREVIOUS)["SecretString"])
+    assert new.token_id != old.token_id and previous.token_id == old.token_id
+    repository, _, tag = stack_env["REGCRED_SEED_IMAGE"].partition(":")
+    assert manifest_status(stack_env["REGCRED_REGISTRY"], new.username, new.password, repository, tag) == 200
+    # And the logs name the step with the token as correlation id, never the event or a secret
+    out, err = capfd.readouterr()
+    logs = [
+        json.loads(line) for line in (out + err).splitlines() if line.startswith("{") and '"level"' in line
+    ]
+    done = [entry for entry in logs if entry.get("message") == "rotation step done"]
+    assert [entry["step"] for entry in done] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert {entry["correlation_id"] for entry in done} == {token}
+    for secret in (new.password, old.password, stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"]):
+        assert secret not in out + err
+    metrics = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for blob in metrics for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"RotationStepSucceeded", "RotationStepDuration", "RotationDuration"} <= names
+    assert {blob.get("provider") for blob in metrics} == {"dockerhub"}
+
+
+def test_a_failed_step_raises_and_is_counted(
+    rotate_app: Any, sm: Any, managed_secret: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    event = {"SecretId": managed_secret, "ClientRequestToken": str(uuid.uuid4()), "Step": "testSecret"}
+    with pytest.raises(RotationError, match="does not exist"):
+        rotate_app.handler(event, LambdaContext())
+    out, _ = capfd.readouterr()
+    assert "RotationStepFailed" in out
+
+
+def test_an_event_that_is_not_a_rotation_is_refused(rotate_app: Any) -> None:
+    with pytest.raises(RegcredError, match="not a Secrets Manager rotation event"):
+        rotate_app.handler({"detail-type": "Scheduled Event"}, LambdaContext())
