@@ -316,6 +316,27 @@ def test_failed_test_revokes_pending_and_leaves_current_untouched(
     assert current(sm, secret).token_id != before.token_id
 
 
+def test_configuration_test_on_a_copy_of_current_never_revokes_current(
+    sm: Any, secret: str, vendor: MemoryVendor, registry: Registry
+) -> None:
+    # Given what RotateSecret(RotateImmediately=False) does: an AWSPENDING copy of AWSCURRENT
+    before = current(sm, secret)
+    token = str(uuid.uuid4())
+    sm.put_secret_value(
+        SecretId=secret, ClientRequestToken=token, SecretString=render(before), VersionStages=[PENDING]
+    )
+    rotator = make_rotator(sm, vendor, registry)
+    # When testSecret runs and passes, nothing is revoked
+    assert str(rotator.run(secret, token, Step.TEST)) == "pulls"
+    assert before.token_id in vendor.live()
+    # And when it fails, the current credential is still not revoked
+    registry.narrowed = True
+    with pytest.raises(RotationTestFailed, match="nothing was revoked"):
+        rotator.run(secret, token, Step.TEST)
+    assert before.token_id in vendor.live()
+    assert current(sm, secret) == before
+
+
 def test_unreachable_registry_keeps_pending_for_a_retry(
     sm: Any, secret: str, vendor: MemoryVendor, registry: Registry
 ) -> None:

@@ -343,7 +343,9 @@ class Rotator:
         if lost:
             provider.revoke(issued.token_id)
             return "lost_race"
-        self._revoke_stale_pending(state, token, provider, keep={issued.token_id, current.token_id})
+        self._revoke_stale_pending(
+            state, token, provider, keep={issued.token_id} | self._promoted_token_ids(state)
+        )
         logger.info("pending credential created", extra={"token_id": issued.token_id})
         return "created"
 
@@ -356,7 +358,7 @@ class Rotator:
         return True
 
     def _revoke_stale_pending(
-        self, state: SecretState, token: str, provider: Provider, keep: set[str | None]
+        self, state: SecretState, token: str, provider: Provider, keep: set[str]
     ) -> None:
         """The AWSPENDING label just moved to our version: revoke the credential it left behind."""
         stale = stage_holder(state.versions, PENDING)
@@ -388,15 +390,22 @@ class Rotator:
             Credential(pending.username, pending.password),
             images,
         )
+        # RotateSecret(RotateImmediately=False) tests the configuration with a pending copy of
+        # AWSCURRENT: a credential that AWSCURRENT or AWSPREVIOUS holds is never revoked here.
+        promoted = self._promoted_token_ids(state)
         if result.ok:
-            label = label_for(state.name, token)
-            for extra in provider.find_by_label(label):
-                if extra.token_id != pending.token_id:
+            for extra in provider.find_by_label(label_for(state.name, token)):
+                if extra.token_id != pending.token_id and extra.token_id not in promoted:
                     provider.revoke(extra.token_id)  # minted by a concurrent createSecret that lost
             return "pulls"
         if failure_is_retryable(result):
             raise RotationRetryable(
                 f"could not check the pending credential, kept for a retry: {summarize(result)}"
+            )
+        if pending.token_id in promoted:
+            raise RotationTestFailed(
+                f"the pending version holds the credential of a promoted version, and it cannot pull; "
+                f"nothing was revoked: {summarize(result)}"
             )
         if pending.token_id:
             provider.revoke(pending.token_id)
@@ -407,6 +416,17 @@ class Rotator:
             f"the new credential cannot pull, so it was revoked and AWSCURRENT is unchanged: "
             f"{summarize(result)}"
         )
+
+    def _promoted_token_ids(self, state: SecretState) -> set[str]:
+        """Vendor ids of the credentials AWSCURRENT and AWSPREVIOUS hold."""
+        ids: set[str] = set()
+        for stage in (CURRENT, PREVIOUS):
+            version_id = stage_holder(state.versions, stage)
+            if version_id is not None:
+                token_id = self.read(state.arn, stage=stage, version_id=version_id).token_id
+                if token_id:
+                    ids.add(token_id)
+        return ids
 
     def finish_secret(self, state: SecretState, token: str) -> str:
         """Revoke the credential leaving AWSPREVIOUS, promote the pending one, clear AWSPENDING."""
