@@ -2,7 +2,9 @@
 
 cfn-lint checks the CloudFormation schema; these tests check regcred's own rules: Secrets Manager may
 invoke the rotation function (and only for this account), every secret permission is scoped to the
-tagged secrets, the handlers and the layer exist on disk, and the layer does not bundle boto3.
+tagged secrets, the handlers and the layer exist on disk, and the layer does not bundle boto3. For the
+remediation: the rules match the failure events, nothing EventBridge or Lambda gives up on is lost
+(dead-letter queues, alarms on them), and each permission stays as narrow as its API allows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ TEMPLATE = ROOT / "template.yaml"
 
 ROTATE = "RotateFunction"
 ROTATE_PERMISSION = "RotateFunctionInvokePermission"
+REMEDIATE = "RemediateFunction"
+EVENTS_DLQ = "EventsDeadLetterQueue"
+FAILURE_QUEUE = "RemediateFailureQueue"
+COALESCE_TABLE = "CoalesceTable"
+TOPIC = "NotificationTopic"
+RESUBMIT_CONDITION = "ResubmitJobsEnabled"
+RULE_RETRY_POLICY = {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 3600}
 
 # Actions IAM only grants on Resource "*": they act on no resource, or the service has no
 # resource-level permissions for them. Anything else on "*" is a mistake.
@@ -31,6 +40,7 @@ STAR_RESOURCE_ACTIONS = {
     "batch:DescribeJobs",
     "batch:DescribeJobQueues",
     "batch:ListJobs",
+    "ecs:DescribeTaskDefinition",
     "cloudwatch:PutMetricData",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -39,6 +49,14 @@ MANAGED_TAG = "secretsmanager:ResourceTag/regcred:managed"
 ADMIN_TAG = "secretsmanager:ResourceTag/regcred:admin"
 # What a role may do with an admin secret (the vendor's administrative credential): read it, no more.
 ADMIN_SECRET_ACTIONS = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+# KMS actions that use a key's material; only ever through these services.
+KMS_KEY_USE = re.compile(r"kms:(Decrypt|Encrypt|GenerateDataKey.*|ReEncrypt.*)$")
+KMS_VIA_SERVICES = {
+    json.dumps({"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}),
+    json.dumps({"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}),
+}
+# KMS actions that touch no key material.
+KMS_METADATA_ACTIONS = {"kms:DescribeKey"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -104,9 +122,14 @@ def _function_env(template: dict[str, Any], function: dict[str, Any]) -> dict[st
     return {**glob, **own}
 
 
-def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every inline IAM statement of the template, with the logical id that owns it."""
-    found: list[tuple[str, dict[str, Any]]] = []
+def _is_no_value(value: Any) -> bool:
+    return value == {"Ref": "AWS::NoValue"}
+
+
+def _conditional_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any], str | None]]:
+    """Every inline IAM statement of the template, with its owner's logical id and the condition it is
+    under (a statement written as !If [Condition, statement, AWS::NoValue]), or None."""
+    found: list[tuple[str, dict[str, Any], str | None]] = []
     for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         documents: list[Any] = []
@@ -117,8 +140,32 @@ def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             documents = [props["PolicyDocument"]]
         for document in documents:
-            found.extend((name, s) for s in _as_list(document.get("Statement", [])))
+            for statement in _as_list(document.get("Statement", [])):
+                if "Fn::If" not in statement:
+                    found.append((name, statement, None))
+                    continue
+                condition, if_true, if_false = statement["Fn::If"]
+                assert _is_no_value(if_false), f"{name}: write conditional statements as !If [C, S, NoValue]"
+                found.append((name, if_true, condition))
     return found
+
+
+def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every inline IAM statement of the template (conditional ones included), with its owner."""
+    return [(owner, statement) for owner, statement, _ in _conditional_statements(template)]
+
+
+def _granting(template: dict[str, Any], action: str) -> list[tuple[str, dict[str, Any]]]:
+    """The Allow statements that grant ``action``."""
+    return [
+        (owner, s)
+        for owner, s in _statements(template)
+        if s["Effect"] == "Allow" and action in _as_list(s["Action"])
+    ]
+
+
+def _rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return _resources(template, "AWS::Events::Rule")
 
 
 def _resource_text(resource: Any) -> str:
@@ -237,17 +284,27 @@ def test_tagging_is_limited_to_regcred_status_tags(template: dict[str, Any]) -> 
         assert {"regcred:managed", "regcred:admin"} <= protected, where
 
 
-def test_kms_only_through_secrets_manager(template: dict[str, Any]) -> None:
+def test_kms_keys_used_only_through_services(template: dict[str, Any]) -> None:
+    checked = 0
     for owner, statement in _statements(template):
-        if not any(a.startswith("kms:") for a in _as_list(statement["Action"])):
+        kms = {a for a in _as_list(statement["Action"]) if a.startswith("kms:")}
+        if not kms:
             continue
-        via = _conditions(statement, "StringEquals").get("kms:ViaService")
-        assert via == {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}, owner
+        where = f"{owner} {statement.get('Sid')}"
+        use = {a for a in kms if KMS_KEY_USE.match(a)}
+        assert kms - use <= KMS_METADATA_ACTIONS, f"{where}: {sorted(kms - use - KMS_METADATA_ACTIONS)}"
+        if use:
+            # Key material only as Secrets Manager or SNS use it for the caller, never directly.
+            assert use == kms, f"{where}: keep key-use actions apart from metadata actions"
+            via = _conditions(statement, "StringEquals").get("kms:ViaService")
+            assert json.dumps(via) in KMS_VIA_SERVICES, f"{where}: kms:ViaService {via}"
+            checked += 1
+    assert checked
 
 
 def test_handlers_exist(template: dict[str, Any]) -> None:
     functions = _resources(template, "AWS::Serverless::Function")
-    assert ROTATE in functions
+    assert {ROTATE, REMEDIATE} <= set(functions)
     for name, function in functions.items():
         code_uri = ROOT / function["Properties"]["CodeUri"]
         module, _, attribute = _function_property(template, function, "Handler").rpartition(".")
@@ -261,12 +318,15 @@ def test_handlers_exist(template: dict[str, Any]) -> None:
         assert attribute in defined, f"{name}: {source.relative_to(ROOT)} defines no {attribute}"
 
 
-def test_rotation_function_never_records_secrets(template: dict[str, Any]) -> None:
-    env = _function_env(template, template["Resources"][ROTATE])
-    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    assert env.get("POWERTOOLS_LOGGER_LOG_EVENT", "false") == "false"
-    # Declared so that `sam local invoke --env-vars` can point the function at a local emulator.
-    assert env["AWS_ENDPOINT_URL"] == {"Ref": "AwsEndpointUrl"}
+def test_functions_never_record_secrets(template: dict[str, Any]) -> None:
+    functions = _resources(template, "AWS::Serverless::Function")
+    assert {ROTATE, REMEDIATE} <= set(functions)
+    for name, function in functions.items():
+        env = _function_env(template, function)
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
+        assert env.get("POWERTOOLS_LOGGER_LOG_EVENT", "false") == "false", name
+        # Declared so that `sam local invoke --env-vars` can point the function at a local emulator.
+        assert env["AWS_ENDPOINT_URL"] == {"Ref": "AwsEndpointUrl"}, name
     assert template["Parameters"]["AwsEndpointUrl"]["Default"] == ""
 
 
@@ -294,15 +354,278 @@ def test_layer_requirements_do_not_bundle_boto() -> None:
     assert not names & {"boto3", "botocore", "s3transfer"}, "boto3/botocore come with the Lambda runtime"
 
 
-def test_log_group_and_alarm_follow_the_function(template: dict[str, Any]) -> None:
+def test_log_group_and_alarm_follow_every_function(template: dict[str, Any]) -> None:
     groups = _resources(template, "AWS::Logs::LogGroup")
     names = {g["Properties"]["LogGroupName"]["Fn::Sub"]: g for g in groups.values()}
-    assert names["/aws/lambda/${RotateFunction}"]["Properties"]["RetentionInDays"] == 30
     alarms = _resources(template, "AWS::CloudWatch::Alarm").values()
-    watched = [
-        a
-        for a in alarms
-        if a["Properties"].get("MetricName") == "Errors"
-        and {"Name": "FunctionName", "Value": {"Ref": ROTATE}} in a["Properties"].get("Dimensions", [])
+    functions = _resources(template, "AWS::Serverless::Function")
+    assert {ROTATE, REMEDIATE} <= set(functions)
+    for name in functions:
+        assert names[f"/aws/lambda/${{{name}}}"]["Properties"]["RetentionInDays"] == 30, name
+        watched = [
+            a
+            for a in alarms
+            if a["Properties"].get("MetricName") == "Errors"
+            and {"Name": "FunctionName", "Value": {"Ref": name}} in a["Properties"].get("Dimensions", [])
+        ]
+        assert watched, f"no alarm on {name}'s Errors"
+
+
+def test_every_alarm_notifies_the_topic(template: dict[str, Any]) -> None:
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    assert alarms
+    for name, alarm in alarms.items():
+        assert {"Ref": TOPIC} in alarm["Properties"].get("AlarmActions", []), name
+
+
+def _alarms_on(template: dict[str, Any], metric: str, dimension: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        a["Properties"]
+        for a in _resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == metric and dimension in a["Properties"].get("Dimensions", [])
     ]
-    assert watched, "no alarm on the rotation function's Errors"
+
+
+def test_dead_letter_queues_alarm_on_the_first_message(template: dict[str, Any]) -> None:
+    for queue in (EVENTS_DLQ, FAILURE_QUEUE):
+        dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+        alarms = _alarms_on(template, "ApproximateNumberOfMessagesVisible", dimension)
+        assert alarms, f"no alarm on {queue}"
+        for alarm in alarms:
+            assert alarm["Namespace"] == "AWS/SQS", queue
+            assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold", queue
+
+
+def test_rollback_alarm_matches_the_metric_the_function_emits(template: dict[str, Any]) -> None:
+    # Powertools Metrics (EMF) adds the dimension service=POWERTOOLS_SERVICE_NAME; an alarm matches
+    # exact dimensions, so a renamed service would leave the alarm silent forever.
+    env = _function_env(template, template["Resources"][REMEDIATE])
+    dimension = {"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}
+    alarms = _alarms_on(template, "Rollback", dimension)
+    assert alarms, "no alarm on the Rollback metric of the remediation function"
+    for alarm in alarms:
+        assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+        assert alarm["Dimensions"] == [dimension]
+        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_notification_topic_can_receive_alarms(template: dict[str, Any]) -> None:
+    topic = template["Resources"][TOPIC]["Properties"]
+    # CloudWatch alarms cannot use the AWS managed key alias/aws/sns: a customer managed key that lets
+    # cloudwatch.amazonaws.com use it.
+    key_ref = topic["KmsMasterKeyId"]
+    assert isinstance(key_ref, dict) and "Fn::GetAtt" in key_ref, key_ref
+    key = template["Resources"][key_ref["Fn::GetAtt"][0]]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= {a for s in cloudwatch for a in _as_list(s["Action"])}
+    for statement in cloudwatch:
+        assert _conditions(statement, "StringEquals")["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_email_subscription_only_when_an_address_is_given(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["NotificationEmail"]["Default"] == ""
+    subscriptions = _resources(template, "AWS::SNS::Subscription")
+    assert subscriptions
+    for name, subscription in subscriptions.items():
+        condition = subscription["Condition"]
+        assert template["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]
+        }, name
+        assert subscription["Properties"]["TopicArn"] == {"Ref": TOPIC}, name
+        assert subscription["Properties"]["Endpoint"] == {"Ref": "NotificationEmail"}, name
+
+
+def test_remediation_rules_match_failure_events(template: dict[str, Any]) -> None:
+    patterns = [r["Properties"]["EventPattern"] for r in _rules(template).values()]
+    batch = [p for p in patterns if p["source"] == ["aws.batch"]]
+    ecs = [p for p in patterns if p["source"] == ["aws.ecs"]]
+    assert batch == [
+        {"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}}
+    ]
+    assert ecs == [
+        {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Task State Change"],
+            "detail": {"lastStatus": ["STOPPED"], "stopCode": ["TaskFailedToStart"]},
+        }
+    ]
+
+
+def test_every_rule_retries_then_dead_letters(template: dict[str, Any]) -> None:
+    rules = _rules(template)
+    assert len(rules) >= 2
+    permissions = _resources(template, "AWS::Lambda::Permission").values()
+    for name, rule in rules.items():
+        targets = rule["Properties"]["Targets"]
+        assert targets, name
+        for target in targets:
+            assert target["Arn"] == {"Fn::GetAtt": [REMEDIATE, "Arn"]}, name
+            assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [EVENTS_DLQ, "Arn"]}, name
+            assert target["RetryPolicy"] == RULE_RETRY_POLICY, name
+        # EventBridge may invoke the function only for this rule (confused-deputy guard).
+        allowed = [
+            p["Properties"]
+            for p in permissions
+            if p["Properties"]["Principal"] == "events.amazonaws.com"
+            and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [name, "Arn"]}
+        ]
+        assert len(allowed) == 1, f"{name}: no lambda permission for the rule"
+        assert allowed[0]["FunctionName"] in ({"Fn::GetAtt": [REMEDIATE, "Arn"]}, {"Ref": REMEDIATE}), name
+        assert allowed[0]["Action"] == "lambda:InvokeFunction", name
+
+
+def test_dead_letter_queue_accepts_only_the_rules(template: dict[str, Any]) -> None:
+    policies = [
+        p["Properties"]
+        for p in _resources(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": EVENTS_DLQ} in p["Properties"]["Queues"]
+    ]
+    assert len(policies) == 1, "EventBridge cannot write to a dead-letter queue without a queue policy"
+    statements = _as_list(policies[0]["PolicyDocument"]["Statement"])
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
+        assert statement["Resource"] == {"Fn::GetAtt": [EVENTS_DLQ, "Arn"]}
+        sources = _as_list(_conditions(statement, "ArnEquals")["aws:SourceArn"])
+        assert sorted(map(json.dumps, sources)) == sorted(
+            json.dumps({"Fn::GetAtt": [name, "Arn"]}) for name in _rules(template)
+        )
+
+
+def test_failed_invocations_go_to_the_failure_queue(template: dict[str, Any]) -> None:
+    config = template["Resources"][REMEDIATE]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    # Type SQS: SAM also grants the function's role sqs:SendMessage on the queue.
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]},
+    }
+
+
+def test_queues_keep_messages_two_weeks_encrypted(template: dict[str, Any]) -> None:
+    queues = _resources(template, "AWS::SQS::Queue")
+    assert {EVENTS_DLQ, FAILURE_QUEUE} <= set(queues)
+    for name, queue in queues.items():
+        assert queue["Properties"]["MessageRetentionPeriod"] == 1209600, name
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, name
+
+
+def test_coalesce_table_expires_records(template: dict[str, Any]) -> None:
+    table = template["Resources"][COALESCE_TABLE]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_remediation_function_settings(template: dict[str, Any]) -> None:
+    function = template["Resources"][REMEDIATE]
+    props = function["Properties"]
+    assert props["CodeUri"] == "functions/remediate/"
+    assert _function_property(template, function, "Handler") == "app.handler"
+    assert _function_property(template, function, "Timeout") == 60
+    assert _function_property(template, function, "Tracing") == "Active"
+    # Coalescing, not a reservation, bounds the work of a storm (see the template).
+    assert "ReservedConcurrentExecutions" not in props
+    env = _function_env(template, function)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "regcred-remediate"
+    assert env["REGCRED_COALESCE_TABLE"] == {"Ref": COALESCE_TABLE}
+    assert env["REGCRED_TOPIC_ARN"] == {"Ref": TOPIC}
+    assert env["REGCRED_COOLDOWN"] == {"Ref": "RemediationCooldown"}
+    assert env["REGCRED_RESUBMIT"] == {"Ref": "ResubmitJobs"}
+    assert env["REGCRED_GRACE_PERIOD"] == {"Ref": "GracePeriod"}
+    params = template["Parameters"]
+    assert params["RemediationCooldown"]["AllowedPattern"] == params["GracePeriod"]["AllowedPattern"]
+    assert re.match(params["RemediationCooldown"]["AllowedPattern"], params["RemediationCooldown"]["Default"])
+    assert params["ResubmitJobs"]["Default"] == "false"
+    assert set(params["ResubmitJobs"]["AllowedValues"]) == {"true", "false"}
+
+
+def test_batch_tagging_is_limited_to_regcred_keys_on_jobs(template: dict[str, Any]) -> None:
+    tagging = _granting(template, "batch:TagResource")
+    assert tagging
+    for owner, statement in tagging:
+        where = f"{owner} {statement.get('Sid')}"
+        assert _as_list(statement["Action"]) == ["batch:TagResource"], where
+        for resource in _as_list(statement["Resource"]):
+            assert _resource_text(resource).endswith(":job/*"), where
+        assert _conditions(statement, "ForAllValues:StringLike")["aws:TagKeys"] == ["regcred:*"], where
+        # ForAllValues holds vacuously when the request carries no tag keys.
+        assert str(_conditions(statement, "Null")["aws:TagKeys"]).lower() == "false", where
+
+
+def test_submit_job_only_when_resubmission_is_enabled(template: dict[str, Any]) -> None:
+    assert template["Conditions"][RESUBMIT_CONDITION] == {"Fn::Equals": [{"Ref": "ResubmitJobs"}, "true"]}
+    submitting = [
+        (owner, s, c)
+        for owner, s, c in _conditional_statements(template)
+        if "batch:SubmitJob" in _as_list(s["Action"])
+    ]
+    assert submitting
+    for owner, statement, condition in submitting:
+        where = f"{owner} {statement.get('Sid')}"
+        assert condition == RESUBMIT_CONDITION, where
+        resources = sorted(_resource_text(r).rsplit(":", 1)[1] for r in _as_list(statement["Resource"]))
+        assert resources == ["job-definition/*", "job-queue/*"], where
+
+
+def test_coalescing_reads_and_writes_items_of_its_table_only(template: dict[str, Any]) -> None:
+    found = 0
+    for owner, statement in _statements(template):
+        actions = {a for a in _as_list(statement["Action"]) if a.startswith("dynamodb:")}
+        if not actions:
+            continue
+        where = f"{owner} {statement.get('Sid')}"
+        assert actions <= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, where
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [COALESCE_TABLE, "Arn"]}], where
+        found += 1
+    assert found
+
+
+def test_publish_only_to_the_notification_topic(template: dict[str, Any]) -> None:
+    publishing = [(o, s) for o, s in _statements(template) if "sns:" in json.dumps(s["Action"])]
+    assert publishing
+    for owner, statement in publishing:
+        where = f"{owner} {statement.get('Sid')}"
+        assert _as_list(statement["Action"]) == ["sns:Publish"], where
+        assert _as_list(statement["Resource"]) == [{"Ref": TOPIC}], where
+
+
+def test_rotate_secret_callers_may_invoke_only_the_rotation_function(template: dict[str, Any]) -> None:
+    # RotateSecret also needs lambda:InvokeFunction on the rotation function (API reference).
+    rotators = {owner for owner, _ in _granting(template, "secretsmanager:RotateSecret")}
+    assert REMEDIATE in rotators
+    invokers = _granting(template, "lambda:InvokeFunction")
+    for owner, statement in invokers:
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [ROTATE, "Arn"]}], owner
+    assert rotators <= {owner for owner, _ in invokers}
+
+
+def test_execution_role_diagnosis_is_limited_to_roles(template: dict[str, Any]) -> None:
+    simulating = _granting(template, "iam:SimulatePrincipalPolicy")
+    assert simulating
+    for owner, statement in simulating:
+        assert _as_list(statement["Action"]) == ["iam:SimulatePrincipalPolicy"], owner
+        resources = [_resource_text(r) for r in _as_list(statement["Resource"])]
+        assert resources == ["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"], owner
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["RemediateFunctionArn"]["Value"] == {"Fn::GetAtt": [REMEDIATE, "Arn"]}
+    assert outputs["NotificationTopicArn"]["Value"] == {"Ref": TOPIC}
+    assert outputs["EventsDeadLetterQueueUrl"]["Value"] == {"Ref": EVENTS_DLQ}
+    assert outputs["RemediateFailureQueueUrl"]["Value"] == {"Ref": FAILURE_QUEUE}
+    assert outputs["CoalesceTableName"]["Value"] == {"Ref": COALESCE_TABLE}

@@ -16,7 +16,9 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from . import aws, config, providers
 from .config import SecretConfig
+from .diagnose import add_diagnose_parser
 from .errors import RegcredError
+from .failures import add_classify_parser
 from .providers import dockerhub
 from .registry import Credential, ImageRef, PullCheck, PullStatus, RegistryClient
 from .rotation import CURRENT, PENDING, PREVIOUS, Rotator, Step, label_for, stage_holder
@@ -286,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="staging labels and token ids of a secret (no passwords)")
     show.add_argument("secret")
     show.set_defaults(func=cmd_show)
+
+    add_classify_parser(sub)
+    add_diagnose_parser(sub)
     return parser
 
 

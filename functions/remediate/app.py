@@ -1,0 +1,102 @@
+"""Remediation of image-pull failures from EventBridge (Batch job FAILED, ECS task failed to start).
+
+Parse, delegate, return. An event that cannot be parsed or handled raises, so that Lambda's async
+retries and then the OnFailure destination (an SQS dead-letter queue) keep it: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from regcred import aws
+from regcred.coalesce import Coalescer
+from regcred.config import parse_duration
+from regcred.events import failure_of, parse_event
+from regcred.failures import FailureClass
+from regcred.observability import logger, metrics, tracer
+from regcred.remediation import Remediator, Settings
+
+_remediator: Remediator | None = None
+
+
+def settings_from_env() -> Settings:
+    """The function's settings, validated once per execution environment."""
+    return Settings(
+        cooldown_s=parse_duration(os.environ.get("REGCRED_COOLDOWN", "15m"), "REGCRED_COOLDOWN"),
+        resubmit=os.environ.get("REGCRED_RESUBMIT", "false").lower() == "true",
+        topic_arn=os.environ.get("REGCRED_TOPIC_ARN") or None,
+    )
+
+
+def build_remediator(start_rotation: Callable[[str], object] | None = None) -> Remediator:
+    """The remediator with clients from the environment; ``start_rotation`` defaults to RotateSecret."""
+    settings = settings_from_env()
+    table = os.environ.get("REGCRED_COALESCE_TABLE") or None
+    return Remediator(
+        sm=aws.client("secretsmanager"),
+        batch=aws.client("batch"),
+        iam=aws.client("iam"),
+        ecs=aws.client("ecs"),
+        sns=aws.client("sns") if settings.topic_arn else None,
+        coalescer=Coalescer(aws.client("dynamodb") if table else None, table, settings.cooldown_s),
+        settings=settings,
+        start_rotation=start_rotation,
+    )
+
+
+def _get_remediator() -> Remediator:
+    """Clients and caches live as long as the execution environment: a storm hits warm containers."""
+    global _remediator
+    if _remediator is None:
+        _remediator = build_remediator()
+    return _remediator
+
+
+def _count(name: str, dimensions: dict[str, str]) -> None:
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        for key, value in dimensions.items():
+            metric.add_dimension(name=key, value=value)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Handle one state-change event; returns what was done (for tests and sam local invoke)."""
+    failure = failure_of(parse_event(event))
+    logger.append_keys(resource=failure.resource_id, event_id=failure.event_id)
+    if failure.kind == "batch" and failure.status != "FAILED":
+        return {"ignored": f"status {failure.status}"}
+    outcome = _get_remediator().handle(failure)
+    metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
+    if outcome.failure_class is not FailureClass.OTHER and not outcome.duplicate:
+        _count(
+            "PullFailure", {"class": outcome.failure_class.value, "registry": outcome.registry or "unknown"}
+        )
+        for action in outcome.actions:
+            _count("RemediationAction", {"action": action})
+        if "rolled_back" in outcome.actions:
+            metrics.add_metric(name="Rollback", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "pull failure handled",
+            extra={
+                "class": outcome.failure_class.value,
+                "diagnosis": outcome.diagnosis,
+                "actions": outcome.actions,
+                "tagged": outcome.tagged,
+            },
+        )
+    return {
+        "class": outcome.failure_class.value,
+        "diagnosis": outcome.diagnosis,
+        "secret": outcome.secret,
+        "actions": outcome.actions,
+        "tagged": outcome.tagged,
+        "duplicate": outcome.duplicate,
+    }

@@ -1,0 +1,443 @@
+"""What to do about a classified image-pull failure: tag, probe, rotate, roll back, notify.
+
+Per event, the only write is the job's tags. Everything that costs a registry probe, a rotation or a
+notification is coalesced per secret (or role, or image) per cooldown window, so a storm of
+thousands of failures makes one probe and at most one rotation per secret.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import config, jobs, providers
+from .coalesce import Coalescer
+from .config import SecretConfig
+from .errors import RegcredError, SecretFormatError
+from .events import PullFailure
+from .failures import FailureClass, classify
+from .observability import logger
+from .registry import Credential, PullStatus
+from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, registry_check, stage_holder
+from .secret import SecretValue, parse
+
+TAG_CLASS = "regcred:pull-failure"
+TAG_SECRET = "regcred:secret"  # noqa: S105 - a tag key
+TAG_DIAGNOSIS = "regcred:diagnosis"
+TAG_RESUBMITTED_AS = "regcred:resubmitted-as"
+TAG_RESUBMISSION_OF = "regcred:resubmission-of"
+_TAG_VALUE_BAD = re.compile(r"[^\w\s+=.:/@-]")
+
+
+class Diagnosis(StrEnum):
+    """Short codes for the ``regcred:diagnosis`` tag and metrics."""
+
+    ROTATION_STARTED = "rotation_started"
+    ROTATION_IN_PROGRESS = "rotation_in_progress"
+    ROTATION_NOT_ENABLED = "rotation_not_enabled"
+    ROLLED_BACK = "rolled_back"
+    SCOPE = "scope"
+    IMAGE_NOT_FOUND = "not_found"
+    TRANSIENT = "transient"
+    REGISTRY_UNREACHABLE = "registry_unreachable"
+    RATE_LIMITED = "rate_limited"
+    COALESCED = "coalesced"
+    ROLE_DENIED = "role_denied"
+    KMS_DENIED = "kms_denied"
+    ROLE_OK = "role_ok"
+    ROLE_UNCHECKED = "role_unchecked"
+    NO_EXECUTION_ROLE = "no_execution_role"
+    SECRET_MISSING = "secret_missing"  # noqa: S105 - diagnosis codes, not secrets
+    SECRET_UNMANAGED = "secret_unmanaged"  # noqa: S105
+    SECRET_FORMAT = "secret_format"  # noqa: S105
+    NO_CREDENTIALS = "no_repository_credentials"
+    NETWORK = "network"
+    PLATFORM_MISMATCH = "platform_mismatch"
+
+
+# What a person should do, by diagnosis; notifications carry this, never a secret value.
+ADVICE: dict[str, str] = {
+    Diagnosis.ROTATION_STARTED: "The registry rejected the credential; a rotation was started. Watch the "
+    "rotate function's logs; failed jobs can be resubmitted once it finishes.",
+    Diagnosis.ROTATION_IN_PROGRESS: "The credential is rejected and a rotation is already in progress.",
+    Diagnosis.ROTATION_NOT_ENABLED: "The registry rejected the credential and the secret has no rotation "
+    "configured: run `regcred rotate SECRET --local` or enable rotation.",
+    Diagnosis.ROLLED_BACK: "The newly promoted credential was rejected; AWSCURRENT was rolled back to the "
+    "previous credential, which pulls. Investigate the vendor token before the next rotation.",
+    Diagnosis.SCOPE: "The credential is valid but may not pull this repository: grant it pull access.",
+    Diagnosis.IMAGE_NOT_FOUND: "The image or tag does not exist in the registry: fix the job definition.",
+    Diagnosis.REGISTRY_UNREACHABLE: "The registry could not be reached to check the credential.",
+    Diagnosis.RATE_LIMITED: "The registry's pull rate limit was hit: authenticate with a paid plan, "
+    "mirror the image, or spread the jobs out. Rotating would not help.",
+    Diagnosis.ROLE_DENIED: "The job's execution role may not read the secret: allow "
+    "secretsmanager:GetSecretValue on it.",
+    Diagnosis.KMS_DENIED: "The job's execution role may not decrypt the secret: "
+    "allow kms:Decrypt on its key.",
+    Diagnosis.ROLE_OK: "The execution role may read the secret; check the secret ARN, VPC endpoints or "
+    "network path to Secrets Manager.",
+    Diagnosis.ROLE_UNCHECKED: "The execution role could not be simulated; run `regcred diagnose JOB_ID`.",
+    Diagnosis.NO_EXECUTION_ROLE: "The job has no execution role to read the secret with: "
+    "set executionRoleArn.",
+    Diagnosis.SECRET_MISSING: "The secret named by repositoryCredentials does not exist.",
+    Diagnosis.SECRET_FORMAT: 'The secret is not JSON {"username","password"}: fix its AWSCURRENT value.',
+    Diagnosis.NO_CREDENTIALS: "The registry refused an anonymous pull: add repositoryCredentials.",
+    Diagnosis.PLATFORM_MISMATCH: "The image has no manifest for the job's platform (e.g. arm64 vs amd64).",
+}
+# Classes a person must hear about even though regcred does not act on them.
+_NOTIFY = {
+    Diagnosis.ROTATION_NOT_ENABLED,
+    Diagnosis.ROLLED_BACK,
+    Diagnosis.SCOPE,
+    Diagnosis.IMAGE_NOT_FOUND,
+    Diagnosis.RATE_LIMITED,
+    Diagnosis.ROLE_DENIED,
+    Diagnosis.KMS_DENIED,
+    Diagnosis.ROLE_OK,
+    Diagnosis.ROLE_UNCHECKED,
+    Diagnosis.NO_EXECUTION_ROLE,
+    Diagnosis.SECRET_MISSING,
+    Diagnosis.SECRET_FORMAT,
+    Diagnosis.NO_CREDENTIALS,
+    Diagnosis.PLATFORM_MISMATCH,
+    Diagnosis.ROTATION_STARTED,
+}
+_BY_CLASS = {
+    FailureClass.RATE_LIMIT: Diagnosis.RATE_LIMITED,
+    FailureClass.NOT_FOUND: Diagnosis.IMAGE_NOT_FOUND,
+    FailureClass.NETWORK: Diagnosis.NETWORK,
+    FailureClass.PLATFORM_MISMATCH: Diagnosis.PLATFORM_MISMATCH,
+    FailureClass.SECRET_FORMAT: Diagnosis.SECRET_FORMAT,
+}
+
+
+def tag_value(text: str) -> str:
+    """A value within Batch's tag rules: ``[\\w\\s+=.:/@-]``, at most 256 characters."""
+    return _TAG_VALUE_BAD.sub("_", text)[:256]
+
+
+@dataclass
+class Outcome:
+    """What remediation did with one event."""
+
+    failure_class: FailureClass
+    registry: str | None = None
+    secret: str | None = None
+    diagnosis: str | None = None
+    actions: list[str] = field(default_factory=list)
+    tagged: bool = False
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings, from the function's environment."""
+
+    cooldown_s: int = 900
+    resubmit: bool = False
+    topic_arn: str | None = None
+
+
+class Remediator:
+    """Handles pull failures; built once per execution environment so its caches stay warm."""
+
+    def __init__(
+        self,
+        *,
+        sm: Any,
+        batch: Any,
+        coalescer: Coalescer,
+        iam: Any | None = None,
+        ecs: Any | None = None,
+        sns: Any | None = None,
+        check: PullChecker = registry_check,
+        settings: Settings | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        start_rotation: Callable[[str], object] | None = None,
+        seen_size: int = 8192,
+    ) -> None:
+        self.sm, self.batch, self.iam, self.ecs, self.sns = sm, batch, iam, ecs, sns
+        self.coalescer = coalescer
+        self.check = check
+        self.settings = settings or Settings()
+        self._now = now
+        # Secrets Manager invokes the rotation function; tests without Lambda drive it themselves.
+        self._start_rotation = start_rotation or (lambda arn: self.sm.rotate_secret(SecretId=arn))
+        self.job_definitions = jobs.DefinitionCache(jobs.batch_job_definition_fetcher(batch))
+        self.task_definitions = jobs.DefinitionCache(jobs.ecs_task_definition_fetcher(ecs)) if ecs else None
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._seen_size = seen_size
+
+    # -- per event ---------------------------------------------------------------------------
+
+    def handle(self, failure: PullFailure) -> Outcome:
+        """Classify, link, act (coalesced) and tag one failure."""
+        failure_class = classify(failure.reason)
+        outcome = Outcome(failure_class)
+        if failure_class is FailureClass.OTHER:
+            return outcome
+        seen_key = (failure.resource_id, failure.attempts)
+        if seen_key in self._seen:
+            outcome.duplicate = True  # a redelivery: its job is tagged already
+            return outcome
+        image, secret_id, role, container = self._link(failure)
+        outcome.registry = jobs.image_registry(image) if image else None
+        outcome.secret = secret_id
+        if failure_class in (FailureClass.AUTH, FailureClass.AUTH_OR_NOT_FOUND):
+            outcome.diagnosis = self._auth(secret_id, image, outcome)
+        elif failure_class is FailureClass.SECRET_RETRIEVAL:
+            outcome.diagnosis = self._secret_retrieval(secret_id, role, outcome)
+        else:
+            outcome.diagnosis = _BY_CLASS[failure_class]
+            self._notify_once(secret_id or image or "-", outcome.diagnosis, image, outcome)
+        if failure.kind == "batch" and not jobs.is_child_job(failure.resource_id) and failure.resource_arn:
+            tags = {TAG_CLASS: failure_class.value, TAG_DIAGNOSIS: outcome.diagnosis}
+            if secret_id:
+                tags[TAG_SECRET] = tag_value(jobs.secret_name_from_arn(secret_id))
+            if self._should_resubmit(failure, outcome):
+                new_job = self._resubmit(failure, container)
+                if new_job:
+                    tags[TAG_RESUBMITTED_AS] = new_job
+                    outcome.actions.append("resubmitted")
+            self.batch.tag_resource(
+                resourceArn=failure.resource_arn, tags={k: tag_value(v) for k, v in tags.items()}
+            )
+            outcome.tagged = True
+        self._seen[seen_key] = None
+        if len(self._seen) > self._seen_size:
+            self._seen.popitem(last=False)
+        return outcome
+
+    def _link(self, failure: PullFailure) -> tuple[str | None, str | None, str | None, Mapping[str, Any]]:
+        """Image, secret, execution role and container definition, from the event else the definition."""
+        if failure.kind == "ecs":
+            definition = (
+                self.task_definitions.get(failure.definition)
+                if self.task_definitions and failure.definition
+                else None
+            )
+            container = jobs.ecs_container_definition(definition, failure.container_name)
+            role = (definition or {}).get("executionRoleArn")
+            return (
+                failure.image or container.get("image"),
+                jobs.credentials_parameter(container),
+                role,
+                container,
+            )
+        definition = self.job_definitions.get(failure.definition) if failure.definition else None
+        container = jobs.batch_container(definition)
+        secret_id = failure.credentials_parameter or jobs.credentials_parameter(container)
+        role = failure.execution_role or container.get("executionRoleArn")
+        return failure.image or container.get("image"), secret_id, role, container
+
+    # -- auth: probe, then rotate or roll back -------------------------------------------------
+
+    def _auth(self, secret_id: str | None, image: str | None, outcome: Outcome) -> str:
+        if not secret_id:
+            return Diagnosis.NO_CREDENTIALS
+        key = f"probe#{secret_id}"
+        claim = self.coalescer.claim(key)
+        if not claim.owner:
+            return claim.diagnosis or Diagnosis.COALESCED
+        try:
+            diagnosis = self._probe_and_act(secret_id, image, outcome)
+        except RegcredError as exc:
+            logger.warning(
+                "remediation probe failed", extra={"error": type(exc).__name__, "reason": str(exc)}
+            )
+            diagnosis = Diagnosis.REGISTRY_UNREACHABLE
+        self.coalescer.record(key, diagnosis)
+        if diagnosis in _NOTIFY:
+            self._publish(diagnosis, secret_id, image, outcome)
+        return diagnosis
+
+    def _probe_and_act(self, secret_id: str, image: str | None, outcome: Outcome) -> str:
+        try:
+            meta = self.sm.describe_secret(SecretId=secret_id)
+        except self.sm.exceptions.ResourceNotFoundException:
+            return Diagnosis.SECRET_MISSING
+        tags = config.tags_to_dict(meta.get("Tags"))
+        versions = {k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()}
+        managed = tags.get(config.MANAGED, "").lower() == "true"
+        try:
+            current = self._read(secret_id, CURRENT)
+        except SecretFormatError:
+            return Diagnosis.SECRET_FORMAT
+        cfg = SecretConfig.from_tags(tags, meta["Name"]) if managed else None
+        registry = current.registry or (jobs.image_registry(image) if image else jobs.DOCKER_HUB)
+        realm_hosts = providers.realm_hosts_for(cfg) if cfg else providers.dockerhub.DEFAULT_REALM_HOSTS
+        images = [image] if image else list(cfg.images if cfg else ())
+        if not images:
+            return Diagnosis.REGISTRY_UNREACHABLE
+        outcome.actions.append("probed")
+        result = self.check(registry, realm_hosts, Credential(current.username, current.password), images)
+        statuses = {i.status for i in result.images}
+        if PullStatus.CREDENTIALS_REJECTED in statuses:
+            if not managed or cfg is None:
+                return Diagnosis.SECRET_UNMANAGED
+            return self._rollback_or_rotate(meta, cfg, versions, registry, realm_hosts, images, outcome)
+        if PullStatus.NO_ACCESS in statuses:
+            return Diagnosis.SCOPE
+        if PullStatus.NOT_FOUND in statuses:
+            return Diagnosis.IMAGE_NOT_FOUND
+        if PullStatus.RATE_LIMITED in statuses:
+            return Diagnosis.RATE_LIMITED
+        if PullStatus.UNREACHABLE in statuses:
+            return Diagnosis.REGISTRY_UNREACHABLE
+        return Diagnosis.TRANSIENT
+
+    def _read(self, secret_id: str, stage: str, version_id: str | None = None) -> SecretValue:
+        kwargs = {"SecretId": secret_id, "VersionStage": stage}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        return parse(self.sm.get_secret_value(**kwargs).get("SecretString"))
+
+    def _rollback_or_rotate(
+        self,
+        meta: Mapping[str, Any],
+        cfg: SecretConfig,
+        versions: Mapping[str, list[str]],
+        registry: str,
+        realm_hosts: frozenset[str],
+        images: list[str],
+        outcome: Outcome,
+    ) -> str:
+        arn = meta["ARN"]
+        current_id = stage_holder(versions, CURRENT)
+        pending_id = stage_holder(versions, PENDING)
+        if pending_id is not None and pending_id != current_id:
+            return Diagnosis.ROTATION_IN_PROGRESS
+        previous_id = stage_holder(versions, PREVIOUS)
+        in_grace = cfg.promoted_at is not None and self._now() < cfg.promoted_at + timedelta(
+            seconds=cfg.grace_s
+        )
+        if previous_id and current_id and in_grace:
+            try:
+                previous = self._read(arn, PREVIOUS, previous_id)
+            except SecretFormatError:
+                previous = None
+            if previous is not None and previous.token_id != cfg.retired_token_id:
+                result = self.check(
+                    registry, realm_hosts, Credential(previous.username, previous.password), images
+                )
+                if result.ok:
+                    self.sm.update_secret_version_stage(
+                        SecretId=arn,
+                        VersionStage=CURRENT,
+                        MoveToVersionId=previous_id,
+                        RemoveFromVersionId=current_id,
+                    )
+                    outcome.actions.append("rolled_back")
+                    logger.warning(
+                        "AWSCURRENT rolled back to the previous credential", extra={"secret": meta["Name"]}
+                    )
+                    return Diagnosis.ROLLED_BACK
+        if not meta.get("RotationEnabled"):
+            return Diagnosis.ROTATION_NOT_ENABLED
+        try:
+            self._start_rotation(arn)
+        except self.sm.exceptions.InvalidRequestException:
+            return Diagnosis.ROTATION_IN_PROGRESS  # "previous rotation request is still in progress"
+        outcome.actions.append("rotation_started")
+        return Diagnosis.ROTATION_STARTED
+
+    # -- secret retrieval: diagnose the execution role -----------------------------------------
+
+    def _secret_retrieval(self, secret_id: str | None, role: str | None, outcome: Outcome) -> str:
+        if not secret_id:
+            return Diagnosis.NO_CREDENTIALS
+        if not role:
+            diagnosis: str = Diagnosis.NO_EXECUTION_ROLE
+            self._notify_once(secret_id, diagnosis, None, outcome)
+            return diagnosis
+        key = f"role#{role}#{secret_id}"
+        claim = self.coalescer.claim(key)
+        if not claim.owner:
+            return claim.diagnosis or Diagnosis.COALESCED
+        diagnosis = self._simulate(role, secret_id)
+        outcome.actions.append("role_simulated")
+        self.coalescer.record(key, diagnosis)
+        self._publish(diagnosis, secret_id, None, outcome)
+        return diagnosis
+
+    def _simulate(self, role: str, secret_id: str) -> str:
+        if self.iam is None:
+            return Diagnosis.ROLE_OK
+        try:
+            meta = self.sm.describe_secret(SecretId=secret_id)
+        except self.sm.exceptions.ResourceNotFoundException:
+            return Diagnosis.SECRET_MISSING
+        checks = [("secretsmanager:GetSecretValue", meta["ARN"], Diagnosis.ROLE_DENIED)]
+        if meta.get("KmsKeyId"):
+            checks.append(("kms:Decrypt", meta["KmsKeyId"], Diagnosis.KMS_DENIED))
+        for action, resource, denied in checks:
+            try:
+                results = self.iam.simulate_principal_policy(
+                    PolicySourceArn=role, ActionNames=[action], ResourceArns=[resource]
+                ).get("EvaluationResults", [])
+            except (BotoCoreError, ClientError, NotImplementedError) as exc:
+                logger.warning("role simulation failed", extra={"error": type(exc).__name__})
+                return Diagnosis.ROLE_UNCHECKED
+            if not results or any(r.get("EvalDecision") != "allowed" for r in results):
+                return denied
+        return Diagnosis.ROLE_OK
+
+    # -- notifications and resubmission ---------------------------------------------------------
+
+    def _notify_once(self, subject_key: str, diagnosis: str, image: str | None, outcome: Outcome) -> None:
+        """One notification per diagnosis and secret (or image) per window."""
+        if diagnosis in _NOTIFY and self.coalescer.claim(f"notify#{diagnosis}#{subject_key}").owner:
+            self._publish(diagnosis, outcome.secret, image, outcome)
+
+    def _publish(self, diagnosis: str, secret_id: str | None, image: str | None, outcome: Outcome) -> None:
+        if self.sns is None or not self.settings.topic_arn:
+            return
+        lines = [
+            f"Pull failure class: {outcome.failure_class.value}",
+            f"Diagnosis: {diagnosis}",
+            f"Secret: {secret_id or '-'}",
+            f"Registry: {outcome.registry or '-'}",
+            f"Image: {image or '-'}",
+            "",
+            ADVICE.get(diagnosis, ""),
+            f"Jobs are tagged {TAG_DIAGNOSIS}={diagnosis}; similar failures within "
+            f"{self.settings.cooldown_s // 60} minutes are not reported again.",
+        ]
+        subject = f"regcred: {diagnosis} for {jobs.secret_name_from_arn(secret_id) if secret_id else 'a job'}"
+        self.sns.publish(TopicArn=self.settings.topic_arn, Subject=subject[:100], Message="\n".join(lines))
+        outcome.actions.append("notified")
+
+    def _should_resubmit(self, failure: PullFailure, outcome: Outcome) -> bool:
+        return (
+            self.settings.resubmit
+            and outcome.failure_class is FailureClass.AUTH
+            and outcome.diagnosis in (Diagnosis.ROLLED_BACK, Diagnosis.TRANSIENT)
+            and TAG_RESUBMISSION_OF not in failure.tags
+            and TAG_RESUBMITTED_AS not in failure.tags
+            and self.coalescer.claim(f"resubmit#{failure.resource_id}").owner
+        )
+
+    def _resubmit(self, failure: PullFailure, container: Mapping[str, Any]) -> str | None:
+        if not (failure.job_name and failure.job_queue and failure.definition):
+            return None
+        overrides: dict[str, Any] = {}
+        if failure.command:
+            overrides["command"] = list(failure.command)
+        request: dict[str, Any] = {
+            "jobName": failure.job_name,
+            "jobQueue": failure.job_queue,
+            "jobDefinition": failure.definition,
+            "tags": {TAG_RESUBMISSION_OF: tag_value(failure.resource_id)},
+        }
+        if failure.parameters:
+            request["parameters"] = dict(failure.parameters)
+        if overrides:
+            request["containerOverrides"] = overrides
+        job_id: str = self.batch.submit_job(**request)["jobId"]
+        return job_id

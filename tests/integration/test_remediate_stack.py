@@ -1,0 +1,274 @@
+"""Remediation end to end on the local stack: a Batch job in moto_server whose Docker Hub token was
+revoked at the fake fails; the remediate handler tags it, rotates once (the rotate handler driven as
+Secrets Manager would drive it) and the new AWSCURRENT pulls from the real registry."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from regcred import config
+from regcred.providers.dockerhub import DockerHubProvider
+from regcred.registry import Credential
+from regcred.rotation import CURRENT, PREVIOUS
+from regcred.secret import SecretValue, parse, render
+from tests.fakes.iam import IamSimulator
+from tests.handlers import LambdaContext, load
+from tests.v2 import manifest_status
+
+pytestmark = pytest.mark.stack
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.fixture
+def aws(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    endpoint = stack_env["AWS_ENDPOINT_URL"]
+    requests.post(f"{endpoint}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=5)
+    clients = {
+        n: boto3.client(n, endpoint_url=endpoint)
+        for n in ("secretsmanager", "batch", "dynamodb", "iam", "sns")
+    }
+    table = f"coalesce-{uuid.uuid4().hex[:6]}"
+    clients["dynamodb"].create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    monkeypatch.setenv("REGCRED_COALESCE_TABLE", table)
+    monkeypatch.setenv("REGCRED_TOPIC_ARN", clients["sns"].create_topic(Name="regcred")["TopicArn"])
+    monkeypatch.setenv("REGCRED_COOLDOWN", "15m")
+    yield clients
+
+
+def hub(env: dict[str, str]) -> DockerHubProvider:
+    admin = Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
+    return DockerHubProvider(admin, api=env["REGCRED_DOCKERHUB_API"], registry=env["REGCRED_REGISTRY"])
+
+
+def pulls(env: dict[str, str], value: SecretValue) -> int:
+    repository, _, tag = env["REGCRED_SEED_IMAGE"].partition(":")
+    return manifest_status(env["REGCRED_REGISTRY"], value.username, value.password, repository, tag)
+
+
+def managed_secret(aws: dict[str, Any], env: dict[str, str], admin_secret: str) -> tuple[str, SecretValue]:
+    issued = hub(env).issue(f"e2e {uuid.uuid4()}", None)
+    value = SecretValue(
+        issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
+    )
+    arn: str = aws["secretsmanager"].create_secret(
+        Name=f"batch/{uuid.uuid4().hex[:8]}",
+        SecretString=render(value),
+        Tags=[
+            {"Key": k, "Value": v}
+            for k, v in {
+                config.MANAGED: "true",
+                config.PROVIDER: "dockerhub",
+                config.ADMIN_SECRET: admin_secret,
+                config.API: env["REGCRED_DOCKERHUB_API"],
+                config.IMAGES: env["REGCRED_SEED_IMAGE"],
+            }.items()
+        ],
+    )["ARN"]
+    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
+    aws["secretsmanager"].rotate_secret(
+        SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
+    )
+    return arn, value
+
+
+def failed_job(aws: dict[str, Any], env: dict[str, str], secret_arn: str) -> dict[str, Any]:
+    """A real job in moto whose definition pulls the seed image with the secret; its FAILED event."""
+    batch, iam = aws["batch"], aws["iam"]
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "batch.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role = iam.create_role(RoleName=f"svc-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=trust)["Role"][
+        "Arn"
+    ]
+    ce = batch.create_compute_environment(
+        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role,
+    )["computeEnvironmentArn"]
+    queue = batch.create_job_queue(
+        jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )["jobQueueArn"]
+    image = f"{env['REGCRED_REGISTRY']}/{env['REGCRED_SEED_IMAGE']}"
+    definition = batch.register_job_definition(
+        jobDefinitionName=f"etl-{uuid.uuid4().hex[:6]}",
+        type="container",
+        containerProperties={
+            "image": image,
+            "vcpus": 1,
+            "memory": 128,
+            "repositoryCredentials": {"credentialsParameter": secret_arn},
+        },
+    )["jobDefinitionArn"]
+    job = batch.submit_job(jobName="nightly-etl", jobQueue=queue, jobDefinition=definition)
+    event = json.loads((EVENTS / "remediate_batch_auth_failure.json").read_text())
+    detail = event["detail"]
+    detail.update(jobId=job["jobId"], jobArn=job["jobArn"], jobQueue=queue, jobDefinition=definition)
+    detail["container"]["image"] = image
+    detail["container"].pop("repositoryCredentials")  # the handler must find it in the job definition
+    event["resources"] = [job["jobArn"]]
+    return event
+
+
+class SecretsManagerRotation:
+    """What Secrets Manager does on RotateSecret: invoke the rotate function once per step."""
+
+    def __init__(self) -> None:
+        self.rotate = load("rotate")
+        self.rotate._rotator = None
+        self.calls: list[str] = []
+
+    def __call__(self, arn: str) -> None:
+        self.calls.append(arn)
+        token = str(uuid.uuid4())
+        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+            self.rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, LambdaContext())
+
+
+@pytest.fixture
+def remediate(aws: dict[str, Any]) -> Iterator[tuple[Any, SecretsManagerRotation]]:
+    app = load("remediate")
+    rotation = SecretsManagerRotation()
+    app._remediator = app.build_remediator(start_rotation=rotation)
+    yield app, rotation
+    app._remediator = None
+
+
+def test_revoked_token_storm_tags_the_job_rotates_once_and_the_new_token_pulls(
+    aws: dict[str, Any],
+    stack_env: dict[str, str],
+    admin_secret: str,
+    remediate: tuple[Any, SecretsManagerRotation],
+) -> None:
+    app, rotation = remediate
+    arn, old = managed_secret(aws, stack_env, admin_secret)
+    event = failed_job(aws, stack_env, arn)
+    # Given the token was revoked at the vendor, so the real registry refuses it
+    hub(stack_env).revoke(old.token_id or "")
+    assert pulls(stack_env, old) == 401
+    # When one FAILED event arrives
+    result = app.handler(event, LambdaContext())
+    # Then the job is tagged, one rotation ran, and the new AWSCURRENT pulls from the real registry
+    assert result["class"] == "auth" and result["diagnosis"] == "rotation_started"
+    tags = aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]
+    assert tags["regcred:pull-failure"] == "auth" and tags["regcred:diagnosis"] == "rotation_started"
+    assert rotation.calls == [arn]
+    new = parse(aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"])
+    assert new.token_id != old.token_id and pulls(stack_env, new) == 200
+    # And 500 more deliveries of the event (and of other jobs' failures) start no second rotation
+    for i in range(500):
+        again = copy.deepcopy(event)
+        again["id"] = str(uuid.uuid4())
+        if i % 2:
+            again["detail"]["jobId"] = str(uuid.uuid4())
+            again["detail"]["jobArn"] = (
+                again["detail"]["jobArn"].rsplit("/", 1)[0] + "/" + again["detail"]["jobId"]
+            )
+        app.handler(again, LambdaContext())
+    assert rotation.calls == [arn]
+
+
+def test_a_dead_new_token_within_grace_is_rolled_back(
+    aws: dict[str, Any],
+    stack_env: dict[str, str],
+    admin_secret: str,
+    remediate: tuple[Any, SecretsManagerRotation],
+) -> None:
+    app, rotation = remediate
+    arn, old = managed_secret(aws, stack_env, admin_secret)
+    # Given a new token was promoted an hour ago and then revoked at the vendor
+    sm = aws["secretsmanager"]
+    issued = hub(stack_env).issue(f"e2e new {uuid.uuid4()}", None)
+    bad = SecretValue(
+        issued.username, issued.password, stack_env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
+    )
+    sm.put_secret_value(
+        SecretId=arn, ClientRequestToken=str(uuid.uuid4()), SecretString=render(bad), VersionStages=[CURRENT]
+    )
+    promoted = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sm.tag_resource(SecretId=arn, Tags=[{"Key": config.PROMOTED_AT, "Value": promoted}])
+    hub(stack_env).revoke(issued.token_id)
+    previous = parse(sm.get_secret_value(SecretId=arn, VersionStage=PREVIOUS)["SecretString"])
+    assert previous.token_id == old.token_id
+    # When a job fails on it
+    result = app.handler(failed_job(aws, stack_env, arn), LambdaContext())
+    # Then AWSCURRENT is the previous token again, which pulls; no rotation was started
+    assert result["diagnosis"] == "rolled_back"
+    current = parse(sm.get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"])
+    assert current.token_id == old.token_id and pulls(stack_env, current) == 200
+    assert rotation.calls == []
+
+
+def test_secret_retrieval_diagnoses_the_execution_role_and_never_rotates(
+    aws: dict[str, Any], stack_env: dict[str, str], admin_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn, old = managed_secret(aws, stack_env, admin_secret)
+    iam = aws["iam"]
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role_name = f"exec-{uuid.uuid4().hex[:6]}"
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    denied = json.loads((EVENTS / "remediate_batch_secret_access_denied.json").read_text())
+    with IamSimulator(iam) as simulator:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", simulator.url)  # moto has no SimulatePrincipalPolicy
+        app = load("remediate")
+        rotation = SecretsManagerRotation()
+        app._remediator = app.build_remediator(start_rotation=rotation)
+        try:
+            event = failed_job(aws, stack_env, arn)
+            event["detail"]["attempts"] = denied["detail"]["attempts"]
+            event["detail"]["container"]["reason"] = denied["detail"]["container"]["reason"]
+            event["detail"]["container"]["executionRoleArn"] = role
+            results = []
+            for _ in range(20):
+                event["id"] = str(uuid.uuid4())
+                results.append(app.handler(event, LambdaContext()))
+        finally:
+            app._remediator = None
+    assert {r["class"] for r in results} == {"secret_retrieval"}
+    assert results[0]["diagnosis"] == "role_denied"
+    assert len(simulator.calls) == 1  # one simulation for the storm
+    tags = aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]
+    assert tags["regcred:diagnosis"] == "role_denied"
+    assert rotation.calls == []
+    current = parse(
+        aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"]
+    )
+    assert current.token_id == old.token_id

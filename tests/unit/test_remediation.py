@@ -1,0 +1,469 @@
+"""Remediation decisions against moto (Secrets Manager, Batch, DynamoDB, SNS, IAM) with a pull check
+that knows which passwords the registry accepts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from regcred import config
+from regcred.coalesce import Coalescer
+from regcred.events import failure_of, parse_event
+from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
+from regcred.remediation import Diagnosis, Remediator, Settings, tag_value
+from regcred.rotation import CURRENT
+from regcred.secret import SecretValue, parse, render
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+REGISTRY = "registry.example.test"
+IMAGE = f"{REGISTRY}/acme/app:1.0"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())  # type: ignore[no-any-return]
+
+
+class Registry:
+    """Accepts the passwords in ``live``; answers ``status_for_live`` for them."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.status_for_live = PullStatus.OK
+        self.calls: list[str] = []
+
+    def __call__(
+        self, registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
+    ) -> PullCheck:
+        self.calls.append(credential.password)
+        status = self.status_for_live if credential.password in self.live else PullStatus.CREDENTIALS_REJECTED
+        return PullCheck(registry, tuple(ImageCheck(i, status, status.value) for i in images))
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        region = "us-east-1"
+        clients = {
+            name: boto3.client(name, region_name=region)
+            for name in ("secretsmanager", "batch", "dynamodb", "sns", "iam")
+        }
+        clients["dynamodb"].create_table(
+            TableName="coalesce",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+        clients["topic"] = clients["sns"].create_topic(Name="regcred")["TopicArn"]
+        sqs = boto3.client("sqs", region_name=region)
+        queue = sqs.create_queue(QueueName="notes")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        clients["sns"].subscribe(TopicArn=clients["topic"], Protocol="sqs", Endpoint=queue_arn)
+        clients["sqs"], clients["queue"] = sqs, queue
+        yield clients
+
+
+def notifications(aws: dict[str, Any]) -> list[str]:
+    messages = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["Message"] for m in messages]
+
+
+def managed_secret(
+    aws: dict[str, Any],
+    registry: Registry,
+    *,
+    rotation: bool = True,
+    promoted_ago: timedelta | None = None,
+    previous_live: bool = False,
+) -> tuple[str, SecretValue]:
+    """A managed secret whose AWSCURRENT credential the registry rejects (dead), with a live previous."""
+    sm = aws["secretsmanager"]
+    name = f"batch/{uuid.uuid4().hex[:6]}"
+    old = SecretValue("svc", f"old-{uuid.uuid4().hex}", REGISTRY, "dockerhub", token_id="tok-old")
+    tags = [
+        {"Key": config.MANAGED, "Value": "true"},
+        {"Key": config.PROVIDER, "Value": "dockerhub"},
+        {"Key": config.IMAGES, "Value": IMAGE},
+        {"Key": config.GRACE, "Value": "24h"},
+    ]
+    arn = sm.create_secret(Name=name, SecretString=render(old), Tags=tags)["ARN"]
+    if rotation:
+        # moto enables rotation when given rules and no Lambda, re-labelling a copy of AWSCURRENT.
+        sm.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    new = SecretValue("svc", f"new-{uuid.uuid4().hex}", REGISTRY, "dockerhub", token_id="tok-new")
+    version = str(uuid.uuid4())
+    sm.put_secret_value(
+        SecretId=arn, ClientRequestToken=version, SecretString=render(new), VersionStages=[CURRENT]
+    )
+    if promoted_ago is not None:
+        promoted = (datetime.now(UTC) - promoted_ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+        sm.tag_resource(SecretId=arn, Tags=[{"Key": config.PROMOTED_AT, "Value": promoted}])
+    if previous_live:
+        registry.live.add(old.password)
+    return arn, new
+
+
+def event_for(
+    template: str, secret_arn: str | None, job_id: str | None = None, image: str = IMAGE
+) -> dict[str, Any]:
+    event = copy.deepcopy(load(template))
+    job_id = job_id or str(uuid.uuid4())
+    detail = event["detail"]
+    detail["jobId"] = job_id
+    detail["jobArn"] = f"arn:aws:batch:us-east-1:123456789012:job/{job_id}"
+    event["id"] = str(uuid.uuid4())
+    detail["container"]["image"] = image
+    if secret_arn:
+        detail["container"]["repositoryCredentials"] = {"credentialsParameter": secret_arn}
+    else:
+        detail["container"].pop("repositoryCredentials", None)
+    return event
+
+
+class Rotations:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def __call__(self, arn: str) -> None:
+        self.started.append(arn)
+
+
+def remediator(
+    aws: dict[str, Any],
+    registry: Registry,
+    rotations: Rotations,
+    *,
+    table: str | None = "coalesce",
+    resubmit: bool = False,
+) -> Remediator:
+    return Remediator(
+        sm=aws["secretsmanager"],
+        batch=aws["batch"],
+        iam=aws["iam"],
+        sns=aws["sns"],
+        coalescer=Coalescer(aws["dynamodb"] if table else None, table, 900),
+        check=registry,
+        settings=Settings(topic_arn=aws["topic"], resubmit=resubmit),
+        start_rotation=rotations,
+    )
+
+
+def batch_queue(aws: dict[str, Any]) -> str:
+    """A job queue on an unmanaged compute environment: enough for moto to accept SubmitJob."""
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "batch.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role = aws["iam"].create_role(RoleName=f"batch-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=trust)[
+        "Role"
+    ]["Arn"]
+    env = aws["batch"].create_compute_environment(
+        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role,
+    )["computeEnvironmentArn"]
+    return aws[
+        "batch"
+    ].create_job_queue(  # type: ignore[no-any-return]
+        jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    )["jobQueueArn"]
+
+
+def job_tags(aws: dict[str, Any], event: dict[str, Any]) -> dict[str, str]:
+    return aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]  # type: ignore[no-any-return]
+
+
+def handle(r: Remediator, event: dict[str, Any]) -> Any:
+    return r.handle(failure_of(parse_event(event)))
+
+
+def test_a_storm_of_auth_failures_probes_and_rotates_once_and_tags_every_job(aws: dict[str, Any]) -> None:
+    # Given a secret whose current token is dead and 300 jobs failing on it, each delivered twice
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    events = [event_for("remediate_batch_auth_failure.json", arn) for _ in range(300)]
+    outcomes = [handle(r, e) for e in events + events]
+    # Then one probe, one rotation, one notification; every job tagged once
+    assert len(registry.calls) == 1
+    assert rotations.started == [arn]
+    assert sum(o.tagged for o in outcomes) == 300
+    assert sum(o.duplicate for o in outcomes) == 300
+    tags = job_tags(aws, events[-1])
+    assert tags["regcred:pull-failure"] == "auth"
+    assert tags["regcred:diagnosis"] == "rotation_started"
+    assert tags["regcred:secret"] == tag_value(arn.split(":secret:")[1].rsplit("-", 1)[0])
+    notes = notifications(aws)
+    assert len(notes) == 1 and "rotation_started" in notes[0]
+
+
+def test_coalescing_holds_across_two_containers_through_dynamodb(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    first, second = remediator(aws, registry, rotations), remediator(aws, registry, rotations)
+    a = handle(first, event_for("remediate_batch_auth_failure.json", arn))
+    b = handle(second, event_for("remediate_batch_auth_failure.json", arn))
+    assert a.diagnosis == "rotation_started" and b.diagnosis == "rotation_started"
+    assert rotations.started == [arn] and len(registry.calls) == 1
+
+
+def test_a_rejected_new_credential_within_grace_is_rolled_back_to_a_previous_that_pulls(
+    aws: dict[str, Any],
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, new = managed_secret(aws, registry, promoted_ago=timedelta(hours=1), previous_live=True)
+    outcome = handle(
+        remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn)
+    )
+    assert outcome.diagnosis == "rolled_back" and "rolled_back" in outcome.actions
+    current = parse(
+        aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"]
+    )
+    assert current.token_id == "tok-old"
+    assert rotations.started == []
+    assert any("rolled back" in n for n in notifications(aws))
+    assert new.password not in json.dumps(notifications(aws))
+
+
+def test_past_grace_the_secret_is_rotated_not_rolled_back(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry, promoted_ago=timedelta(days=3), previous_live=True)
+    outcome = handle(
+        remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn)
+    )
+    assert outcome.diagnosis == "rotation_started" and rotations.started == [arn]
+
+
+def test_a_rotation_in_progress_is_detected_not_fought(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, new = managed_secret(aws, registry)
+    aws["secretsmanager"].put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=str(uuid.uuid4()),
+        SecretString=render(new),
+        VersionStages=["AWSPENDING"],
+    )
+    outcome = handle(
+        remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn)
+    )
+    assert outcome.diagnosis == "rotation_in_progress" and rotations.started == []
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnosis"),
+    [
+        (PullStatus.OK, "transient"),
+        (PullStatus.NO_ACCESS, "scope"),
+        (PullStatus.NOT_FOUND, "not_found"),
+        (PullStatus.UNREACHABLE, "registry_unreachable"),
+    ],
+)
+def test_when_the_credential_is_accepted_nothing_is_rotated(
+    aws: dict[str, Any], status: PullStatus, diagnosis: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, new = managed_secret(aws, registry)
+    registry.live.add(new.password)
+    registry.status_for_live = status
+    outcome = handle(
+        remediator(aws, registry, rotations), event_for("remediate_batch_ambiguous_denial.json", arn)
+    )
+    assert outcome.failure_class.value == "auth_or_not_found"
+    assert outcome.diagnosis == diagnosis and rotations.started == []
+
+
+def test_secret_retrieval_never_rotates_even_when_the_role_cannot_be_simulated(aws: dict[str, Any]) -> None:
+    # moto does not implement SimulatePrincipalPolicy: the diagnosis says so instead of guessing
+    # (tests/integration/test_remediate_stack.py simulates for real against an IAM fake).
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role = aws["iam"].create_role(RoleName="batch-execution", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    r = remediator(aws, registry, rotations)
+    for _ in range(3):
+        event = event_for("remediate_batch_secret_access_denied.json", arn)
+        event["detail"]["container"]["executionRoleArn"] = role
+        outcome = handle(r, event)
+        assert outcome.failure_class.value == "secret_retrieval"
+        assert outcome.diagnosis == "role_unchecked"
+        assert job_tags(aws, event)["regcred:diagnosis"] == "role_unchecked"
+    assert rotations.started == [] and registry.calls == []
+    assert len(notifications(aws)) == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "failure_class", "diagnosis"),
+    [
+        ("remediate_batch_rate_limit.json", "rate_limit", "rate_limited"),
+        ("remediate_batch_manifest_unknown.json", "not_found", "not_found"),
+    ],
+)
+def test_non_credential_classes_are_tagged_and_notified_once_never_rotated(
+    aws: dict[str, Any], template: str, failure_class: str, diagnosis: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    events = [event_for(template, arn) for _ in range(5)]
+    for event in events:
+        outcome = handle(r, event)
+        assert outcome.failure_class.value == failure_class and outcome.diagnosis == diagnosis
+    assert rotations.started == [] and registry.calls == []
+    assert all(job_tags(aws, e)["regcred:pull-failure"] == failure_class for e in events)
+    assert len(notifications(aws)) == 1
+
+
+def test_child_jobs_are_not_tagged(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    parent = str(uuid.uuid4())
+    outcome = handle(
+        remediator(aws, registry, rotations),
+        event_for("remediate_batch_rate_limit.json", arn, job_id=f"{parent}:7"),
+    )
+    assert outcome.failure_class.value == "rate_limit" and not outcome.tagged
+
+
+def test_a_success_event_and_other_failures_are_ignored(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    event = event_for("remediate_batch_auth_failure.json", arn)
+    event["detail"]["attempts"][0]["container"]["reason"] = (
+        "OutOfMemoryError: Container killed due to memory usage"
+    )
+    event["detail"]["container"]["reason"] = None
+    outcome = handle(r, event)
+    assert outcome.failure_class.value == "other" and not outcome.tagged and registry.calls == []
+
+
+def test_without_repository_credentials_an_auth_failure_says_so(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    r = remediator(aws, registry, rotations)
+    batch = aws["batch"]
+    batch.register_job_definition(
+        jobDefinitionName="nightly-etl",
+        type="container",
+        containerProperties={"image": IMAGE, "vcpus": 1, "memory": 128},
+    )
+    event = event_for("remediate_batch_auth_failure.json", None)
+    event["detail"]["jobDefinition"] = "nightly-etl:1"
+    outcome = handle(r, event)
+    assert outcome.diagnosis == "no_repository_credentials" and outcome.secret is None
+
+
+def test_the_secret_comes_from_the_job_definition_when_the_event_has_none(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    jd = aws["batch"].register_job_definition(
+        jobDefinitionName="nightly-etl",
+        type="container",
+        containerProperties={
+            "image": IMAGE,
+            "vcpus": 1,
+            "memory": 128,
+            "repositoryCredentials": {"credentialsParameter": arn},
+        },
+    )["jobDefinitionArn"]
+    r = remediator(aws, registry, rotations)
+    for _ in range(3):
+        event = event_for("remediate_batch_auth_failure.json", None)
+        event["detail"]["jobDefinition"] = jd
+        assert handle(r, event).secret == arn
+    assert r.job_definitions.misses == 1
+    assert rotations.started == [arn]
+
+
+def test_resubmission_is_opt_in_and_happens_at_most_once(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry, promoted_ago=timedelta(hours=1), previous_live=True)
+    event = event_for("remediate_batch_auth_failure.json", arn)
+    event["detail"]["jobQueue"] = batch_queue(aws)
+    event["detail"]["jobDefinition"] = aws["batch"].register_job_definition(
+        jobDefinitionName="nightly-etl",
+        type="container",
+        containerProperties={
+            "image": IMAGE,
+            "vcpus": 1,
+            "memory": 128,
+            "repositoryCredentials": {"credentialsParameter": arn},
+        },
+    )["jobDefinitionArn"]
+    outcome = handle(remediator(aws, registry, rotations, resubmit=True), event)
+    assert outcome.diagnosis == "rolled_back" and "resubmitted" in outcome.actions
+    new_job = job_tags(aws, event)["regcred:resubmitted-as"]
+    submitted = aws["batch"].describe_jobs(jobs=[new_job])["jobs"]
+    assert submitted[0]["jobName"] == "nightly-etl"
+    assert submitted[0]["tags"]["regcred:resubmission-of"] == event["detail"]["jobId"]
+    # A redelivery, or the resubmitted job failing again, is not resubmitted
+    handle(remediator(aws, registry, rotations, resubmit=True), event)
+    again = event_for("remediate_batch_auth_failure.json", arn)
+    again["detail"]["tags"] = {"regcred:resubmission-of": event["detail"]["jobId"]}
+    again["detail"]["jobQueue"] = event["detail"]["jobQueue"]
+    assert "resubmitted" not in handle(remediator(aws, registry, rotations, resubmit=True), again).actions
+    jobs = aws["batch"].list_jobs(jobQueue=event["detail"]["jobQueue"], jobStatus="SUCCEEDED")[
+        "jobSummaryList"
+    ]
+    pending = [
+        j
+        for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+        for j in aws["batch"].list_jobs(jobQueue=event["detail"]["jobQueue"], jobStatus=s)["jobSummaryList"]
+    ]
+    assert len(jobs) + len(pending) == 1
+
+
+def test_tag_values_follow_batch_rules() -> None:
+    assert tag_value("a!b#c" + "x" * 300) == "a_b_c" + "x" * 251
+    assert tag_value("batch/dockerhub-pull") == "batch/dockerhub-pull"
+
+
+def test_every_event_file_parses() -> None:
+    # Contract: what sam local invoke -e feeds each function is what its parser accepts.
+    for path in sorted(EVENTS.glob("remediate_*.json")):
+        failure = failure_of(parse_event(json.loads(path.read_text())))
+        assert failure.resource_id, path.name
+    for path in sorted(EVENTS.glob("rotate_*.json")):
+        event = json.loads(path.read_text())
+        assert set(event) >= {"SecretId", "ClientRequestToken", "Step"}, path.name
+    assert Diagnosis.ROLLED_BACK.value == "rolled_back"
+
+
+def test_starting_a_rotation_leaves_the_labels_to_the_rotation_function(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    before = aws["secretsmanager"].describe_secret(SecretId=arn)["VersionIdsToStages"]
+    handle(remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn))
+    assert aws["secretsmanager"].describe_secret(SecretId=arn)["VersionIdsToStages"] == before
