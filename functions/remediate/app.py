@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from regcred import aws
 from regcred.coalesce import Coalescer
@@ -69,12 +70,18 @@ def _count(name: str, dimensions: dict[str, str]) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Handle one state-change event; returns what was done (for tests and sam local invoke)."""
-    failure = failure_of(parse_event(event))
+    try:
+        failure = failure_of(parse_event(event))
+    except ValidationError as exc:
+        # Raised on purpose: Lambda retries, then the OnFailure destination keeps the event.
+        metrics.add_metric(name="EventsUnparseable", unit=MetricUnit.Count, value=1)
+        logger.error("event is not a Batch or ECS state change", extra={"errors": exc.error_count()})
+        raise
     logger.append_keys(resource=failure.resource_id, event_id=failure.event_id)
+    metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
     if failure.kind == "batch" and failure.status != "FAILED":
         return {"ignored": f"status {failure.status}"}
     outcome = _get_remediator().handle(failure)
-    metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
     if outcome.failure_class is not FailureClass.OTHER and not outcome.duplicate:
         _count(
             "PullFailure", {"class": outcome.failure_class.value, "registry": outcome.registry or "unknown"}
