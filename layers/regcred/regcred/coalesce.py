@@ -36,18 +36,20 @@ class Coalescer:
         *,
         now: Callable[[], float] = time.time,
         cache_size: int = 4096,
+        refresh_s: float = 30.0,
     ) -> None:
         self._ddb = ddb
         self._table = table
         self.window_s = window_s
         self._now = now
         self._cache_size = cache_size
-        # key -> (window end, diagnosis, owned here)
-        self._local: OrderedDict[str, tuple[float, str | None, bool]] = OrderedDict()
+        self._refresh_s = refresh_s
+        # key -> (window end, diagnosis, owned here, when DynamoDB was last read for it)
+        self._local: OrderedDict[str, tuple[float, str | None, bool, float]] = OrderedDict()
         self.ddb_calls = 0
 
     def _remember(self, key: str, until: float, diagnosis: str | None, owned: bool) -> None:
-        self._local[key] = (until, diagnosis, owned)
+        self._local[key] = (until, diagnosis, owned, self._now())
         self._local.move_to_end(key)
         if len(self._local) > self._cache_size:
             self._local.popitem(last=False)
@@ -57,7 +59,11 @@ class Coalescer:
         now = self._now()
         known = self._local.get(key)
         if known and known[0] > now:
-            return Claim(owner=False, diagnosis=known[1])
+            until_known, diagnosis, owned, read_at = known
+            # Another container holds the claim and had not recorded its finding when we looked.
+            if diagnosis is None and not owned and self._ddb is not None and now - read_at >= self._refresh_s:
+                return self._read_claim(key, until_known)
+            return Claim(owner=False, diagnosis=diagnosis)
         until = now + self.window_s
         if self._ddb is None or self._table is None:
             self._remember(key, until, None, True)
@@ -71,19 +77,19 @@ class Coalescer:
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
-            self.ddb_calls += 1
-            item = (
-                self._ddb.get_item(TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
-                    "Item"
-                )
-                or {}
-            )
-            diagnosis = item.get("diagnosis", {}).get("S")
-            held_until = float(item.get("expires_at", {}).get("N", until))
-            self._remember(key, held_until, diagnosis, False)
-            return Claim(owner=False, diagnosis=diagnosis)
+            return self._read_claim(key, until)
         self._remember(key, until, None, True)
         return Claim(owner=True)
+
+    def _read_claim(self, key: str, until: float) -> Claim:
+        """The claim another invocation holds, and its diagnosis once recorded."""
+        assert self._ddb is not None
+        self.ddb_calls += 1
+        response = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True)
+        item = response.get("Item") or {}
+        diagnosis: str | None = item.get("diagnosis", {}).get("S")
+        self._remember(key, float(item.get("expires_at", {}).get("N", until)), diagnosis, False)
+        return Claim(owner=False, diagnosis=diagnosis)
 
     def record(self, key: str, diagnosis: str) -> None:
         """Store what the owner of ``key`` found, for the invocations that lost the claim."""
