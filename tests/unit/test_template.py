@@ -336,7 +336,9 @@ def test_layer_is_built_from_the_library(template: dict[str, Any]) -> None:
     content = ROOT / layer["Properties"]["ContentUri"]
     assert (content / "requirements.txt").is_file()
     assert (content / "regcred" / "__init__.py").is_file()
-    assert layer["Metadata"]["BuildMethod"] == {"Ref": "Runtime"}
+    # layers/regcred/Makefile: SAM's python builder would bundle botocore (aws-xray-sdk requires it).
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-RegcredLayer:" in (content / "Makefile").read_text(encoding="utf-8")
     assert {"Ref": "Runtime"} in layer["Properties"]["CompatibleRuntimes"]
     for name, function in _resources(template, "AWS::Serverless::Function").items():
         assert {"Ref": "RegcredLayer"} in _function_property(template, function, "Layers"), name

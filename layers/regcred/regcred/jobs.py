@@ -10,8 +10,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .registry import ImageRef
-
 DOCKER_HUB = "registry-1.docker.io"
 
 
@@ -22,6 +20,8 @@ def is_child_job(job_id: str) -> bool:
 
 def image_registry(image: str) -> str:
     """The registry host an image reference pulls from (Docker Hub when none is named)."""
+    from .registry import ImageRef  # not at import: registry.py loads requests
+
     return ImageRef.parse(image, default_registry=DOCKER_HUB).registry
 
 

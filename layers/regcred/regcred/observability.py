@@ -3,14 +3,22 @@
 Services are named by the function's POWERTOOLS_SERVICE_NAME; the namespace defaults to regcred so
 that importing the library outside Lambda (CLI, tests) never fails on a missing namespace. Outside
 Lambda the logs go to stderr, so that a CLI's stdout stays its output.
+
+A disabled Tracer (POWERTOOLS_TRACE_DISABLED, or outside Lambda) gets a provider that records nothing,
+as the X-Ray SDK does once Powertools disables it, so that the SDK is only imported when tracing is on:
+``aws_xray_sdk.core`` costs a cold start ~20 ms in Lambda, and outside it builds two X-Ray clients.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "regcred")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "regcred")
@@ -27,5 +35,56 @@ class _CurrentStderr:
 
 
 logger = Logger(stream=sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else _CurrentStderr())  # type: ignore[arg-type]
-tracer = Tracer()
+
+
+class _UntracedSegment(BaseSegment):
+    """The (sub)segment of a disabled tracer: records nothing."""
+
+    def close(self, end_time: int | None = None) -> None:
+        pass
+
+    def add_subsegment(self, subsegment: Any) -> None:
+        pass
+
+    def remove_subsegment(self, subsegment: Any) -> None:
+        pass
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        pass
+
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
+        pass
+
+
+class _NoTracing(BaseProvider):
+    """Tracer provider while tracing is disabled: Powertools' wrappers run as they do over the disabled
+    X-Ray SDK (same logs, same exceptions), and nothing is recorded or sent."""
+
+    @contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        yield _UntracedSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+        yield _UntracedSegment()
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        pass
+
+    def patch(self, modules: Sequence[str]) -> None:
+        pass
+
+    def patch_all(self) -> None:
+        pass
+
+
+# Powertools' own rule (POWERTOOLS_TRACE_DISABLED, outside Lambda, SAM local): enabled, it is the
+# X-Ray tracer as always (and patches at import, before any client exists).
+tracer = Tracer(provider=_NoTracing()) if Tracer._is_tracer_disabled() else Tracer()
 metrics = Metrics()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,12 +21,13 @@ from . import config, jobs, providers
 from .coalesce import Coalescer
 from .config import SecretConfig
 from .errors import RegcredError, SecretFormatError
-from .events import PullFailure
 from .failures import FailureClass, classify
 from .observability import logger
-from .registry import Credential, PullStatus
 from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, registry_check, stage_holder
 from .secret import SecretValue, parse
+
+if TYPE_CHECKING:
+    from .events import PullFailure  # its parser models (pydantic) load with the first event
 
 TAG_CLASS = "regcred:pull-failure"
 TAG_SECRET = "regcred:secret"  # noqa: S105 - a tag key
@@ -258,6 +259,8 @@ class Remediator:
         return diagnosis
 
     def _probe_and_act(self, secret_id: str, image: str | None, outcome: Outcome) -> str:
+        from .registry import Credential, PullStatus  # requests loads with the first probe
+
         try:
             meta = self.sm.describe_secret(SecretId=secret_id)
         except self.sm.exceptions.ResourceNotFoundException:
@@ -308,6 +311,8 @@ class Remediator:
         images: list[str],
         outcome: Outcome,
     ) -> str:
+        from .registry import Credential
+
         arn = meta["ARN"]
         current_id = stage_holder(versions, CURRENT)
         pending_id = stage_holder(versions, PENDING)

@@ -24,7 +24,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import config, providers
 from .config import SecretConfig
@@ -37,8 +37,10 @@ from .errors import (
 )
 from .observability import logger
 from .providers import Provider
-from .registry import Credential, ImageRef, PullCheck, PullStatus, RegistryClient
 from .secret import SecretValue, parse, render
+
+if TYPE_CHECKING:
+    from .registry import Credential, PullCheck
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -82,6 +84,8 @@ def registry_check(
     registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
 ) -> PullCheck:
     """The real check: the registry's /v2/ auth flow and a manifest HEAD per image."""
+    from .registry import RegistryClient  # requests loads on the first registry call
+
     return RegistryClient(registry, realm_hosts=realm_hosts).check_pull(credential, images)
 
 
@@ -142,12 +146,16 @@ def label_for(secret_name: str, token: str) -> str:
 
 def failure_is_retryable(check: PullCheck) -> bool:
     """A check that only failed to reach or use the registry says nothing against the credential."""
+    from .registry import PullStatus
+
     blocking = {PullStatus.CREDENTIALS_REJECTED, PullStatus.NO_ACCESS, PullStatus.NOT_FOUND}
     return not any(image.status in blocking for image in check.images) and check.could_not_check
 
 
 def summarize(check: PullCheck) -> str:
     """One line per failing image, without any secret."""
+    from .registry import PullStatus
+
     return "; ".join(
         f"{image.image}: {image.status.value} ({image.detail})"
         for image in check.images
@@ -249,6 +257,8 @@ class Rotator:
     def probe_images(self, state: SecretState, registry: str) -> list[str]:
         """Images that prove a credential: the ``regcred:images`` tag, else those of ACTIVE Batch job
         definitions whose repositoryCredentials name this secret."""
+        from .registry import ImageRef
+
         cfg = state.config
         images: list[str] = list(cfg.images)
         if not images and self.batch is not None:
@@ -380,6 +390,8 @@ class Rotator:
 
     def test_secret(self, state: SecretState, token: str) -> str:
         """Prove the pending credential pulls every probe image, or revoke it."""
+        from .registry import Credential
+
         pending = self.read(state.arn, stage=PENDING, version_id=token)
         provider = self._provider(state, pending)
         registry = pending.registry or provider.registry
@@ -474,6 +486,8 @@ class Rotator:
 
     def retire_previous(self, secret_id: str) -> str:
         """Revoke the AWSPREVIOUS credential once its grace period is over and AWSCURRENT pulls."""
+        from .registry import Credential
+
         state = self.describe(secret_id)
         cfg = state.config
         previous_id = stage_holder(state.versions, PREVIOUS)

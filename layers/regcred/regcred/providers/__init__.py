@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from ..config import SecretConfig
 from ..errors import ConfigurationError
-from ..registry import Credential
 from ..secret import SecretValue
 from . import dockerhub
 from .base import IssuedCredential, Provider, Strategy, VendorToken
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..registry import Credential
 
 __all__ = [
     "IssuedCredential",
@@ -57,6 +59,8 @@ def realm_hosts_for(cfg: SecretConfig) -> frozenset[str]:
 
 def read_admin_credential(sm: Any, secret_id: str) -> Credential:
     """The vendor admin identity from its own secret: JSON ``{"username","password"}``."""
+    from ..registry import Credential  # requests loads with the first vendor call
+
     try:
         response = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except sm.exceptions.ResourceNotFoundException:

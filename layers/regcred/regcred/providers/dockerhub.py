@@ -15,14 +15,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-
 from ..errors import ProviderAuthError, ProviderError
-from ..registry import Credential
 from .base import IssuedCredential, Strategy, VendorToken
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..registry import Credential
 
 DEFAULT_API = "https://hub.docker.com"
 DEFAULT_REGISTRY = "registry-1.docker.io"
@@ -74,6 +76,8 @@ class DockerHubProvider:
         page_size: int = PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        import requests  # on first use: a function that never calls Docker Hub does not load it
+
         self._admin = admin
         self._api = api.rstrip("/") + "/"
         self.registry = registry
@@ -93,6 +97,8 @@ class DockerHubProvider:
 
     def _send(self, method: str, url: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
         """One API call with bounded retries on 429/5xx and connection errors."""
+        import requests
+
         headers = {"Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self._login()}"
