@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK_DIR ?= .stack
 
-.PHONY: setup demo test test-unit test-integration lint format bench stack-up stack-down clean
+.PHONY: setup demo test test-sam test-unit test-integration lint format bench stack-up stack-down clean
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,12 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+	@$(MAKE) --no-print-directory test-sam
+
+# The functions as deployed: sam build + sam local invoke against the local stack, in a network namespace
+# with its own dockerd (root; installs docker.io and debootstrap if missing). See scripts/sam_tier.sh.
+test-sam: setup
+	scripts/sam_tier.sh
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -28,6 +28,14 @@ def _get_rotator() -> Rotator:
     return _rotator
 
 
+def _aws_error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError, else the exception's type."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", type(exc).__name__))
+    return type(exc).__name__
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -46,10 +54,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     started = time.monotonic()
     try:
         result = _get_rotator().run(secret_id, token, step)
-    except RegcredError as exc:
+    except Exception as exc:
         metrics.add_dimension(name="outcome", value=type(exc).__name__)
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
-        logger.error("rotation step failed", extra={"error": type(exc).__name__, "reason": str(exc)})
+        # regcred's messages never carry a secret; other errors (botocore's) are named, not echoed.
+        reason = str(exc) if isinstance(exc, RegcredError) else _aws_error_code(exc)
+        logger.error("rotation step failed", extra={"error": type(exc).__name__, "reason": reason})
         raise
     metrics.add_dimension(name="provider", value=result.provider)
     metrics.add_dimension(name="outcome", value=result.outcome)

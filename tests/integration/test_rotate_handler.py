@@ -106,3 +106,15 @@ def test_a_failed_step_raises_and_is_counted(
 def test_an_event_that_is_not_a_rotation_is_refused(rotate_app: Any) -> None:
     with pytest.raises(RegcredError, match="not a Secrets Manager rotation event"):
         rotate_app.handler({"detail-type": "Scheduled Event"}, LambdaContext())
+
+
+def test_an_aws_error_is_counted_and_logged_by_its_code(
+    rotate_app: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    event = {"SecretId": "no/such/secret", "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}
+    with pytest.raises(Exception, match="ResourceNotFoundException"):
+        rotate_app.handler(event, LambdaContext())
+    out, err = capfd.readouterr()
+    assert "RotationStepFailed" in out
+    failed = [json.loads(line) for line in (out + err).splitlines() if '"rotation step failed"' in line]
+    assert failed and failed[0]["reason"] == "ResourceNotFoundException"
