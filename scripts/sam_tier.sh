@@ -94,7 +94,11 @@ debian_mirror() {
             cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }'
         } | grep -E '^(https?|file)://' | grep -E '/debian/?$' | head -n1
     ) || true
-    echo "${uri:-http://deb.debian.org/debian}"
+    if [ -z "$uri" ]; then
+        echo "sam-tier: no Debian archive in the apt sources; set SAM_TIER_DEBIAN_MIRROR to one" >&2
+        return 1
+    fi
+    echo "$uri"
 }
 
 # ------------------------------------------------------------------------------ 2. the base image stand-in
