@@ -17,10 +17,9 @@ import pytest
 import requests
 
 from regcred import config
-from regcred.providers.dockerhub import DockerHubProvider
-from regcred.registry import Credential
 from regcred.rotation import CURRENT, PREVIOUS
 from regcred.secret import SecretValue, parse, render
+from tests.aws_setup import assume_role_policy, batch_queue, hub, job_definition, stack_managed_secret
 from tests.fakes.iam import IamSimulator
 from tests.handlers import LambdaContext, load
 from tests.v2 import manifest_status
@@ -50,83 +49,17 @@ def aws(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield clients
 
 
-def hub(env: dict[str, str]) -> DockerHubProvider:
-    admin = Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
-    return DockerHubProvider(admin, api=env["REGCRED_DOCKERHUB_API"], registry=env["REGCRED_REGISTRY"])
-
-
 def pulls(env: dict[str, str], value: SecretValue) -> int:
     repository, _, tag = env["REGCRED_SEED_IMAGE"].partition(":")
     return manifest_status(env["REGCRED_REGISTRY"], value.username, value.password, repository, tag)
 
 
-def managed_secret(aws: dict[str, Any], env: dict[str, str], admin_secret: str) -> tuple[str, SecretValue]:
-    issued = hub(env).issue(f"e2e {uuid.uuid4()}", None)
-    value = SecretValue(
-        issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
-    )
-    arn: str = aws["secretsmanager"].create_secret(
-        Name=f"batch/{uuid.uuid4().hex[:8]}",
-        SecretString=render(value),
-        Tags=[
-            {"Key": k, "Value": v}
-            for k, v in {
-                config.MANAGED: "true",
-                config.PROVIDER: "dockerhub",
-                config.ADMIN_SECRET: admin_secret,
-                config.API: env["REGCRED_DOCKERHUB_API"],
-                config.IMAGES: env["REGCRED_SEED_IMAGE"],
-            }.items()
-        ],
-    )["ARN"]
-    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
-    aws["secretsmanager"].rotate_secret(
-        SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False
-    )
-    return arn, value
-
-
 def failed_job(aws: dict[str, Any], env: dict[str, str], secret_arn: str) -> dict[str, Any]:
     """A real job in moto whose definition pulls the seed image with the secret; its FAILED event."""
-    batch, iam = aws["batch"], aws["iam"]
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "batch.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
-    role = iam.create_role(RoleName=f"svc-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=trust)["Role"][
-        "Arn"
-    ]
-    ce = batch.create_compute_environment(
-        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role,
-    )["computeEnvironmentArn"]
-    queue = batch.create_job_queue(
-        jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )["jobQueueArn"]
+    batch = aws["batch"]
+    queue = batch_queue(batch, aws["iam"])
     image = f"{env['REGCRED_REGISTRY']}/{env['REGCRED_SEED_IMAGE']}"
-    definition = batch.register_job_definition(
-        jobDefinitionName=f"etl-{uuid.uuid4().hex[:6]}",
-        type="container",
-        containerProperties={
-            "image": image,
-            "vcpus": 1,
-            "memory": 128,
-            "repositoryCredentials": {"credentialsParameter": secret_arn},
-        },
-    )["jobDefinitionArn"]
+    definition = job_definition(batch, image, secret_arn)
     job = batch.submit_job(jobName="nightly-etl", jobQueue=queue, jobDefinition=definition)
     event = json.loads((EVENTS / "remediate_batch_auth_failure.json").read_text())
     detail = event["detail"]
@@ -168,7 +101,7 @@ def test_revoked_token_storm_tags_the_job_rotates_once_and_the_new_token_pulls(
     remediate: tuple[Any, SecretsManagerRotation],
 ) -> None:
     app, rotation = remediate
-    arn, old = managed_secret(aws, stack_env, admin_secret)
+    arn, old = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
     event = failed_job(aws, stack_env, arn)
     # Given the token was revoked at the vendor, so the real registry refuses it
     hub(stack_env).revoke(old.token_id or "")
@@ -202,7 +135,7 @@ def test_a_dead_new_token_within_grace_is_rolled_back(
     remediate: tuple[Any, SecretsManagerRotation],
 ) -> None:
     app, rotation = remediate
-    arn, old = managed_secret(aws, stack_env, admin_secret)
+    arn, old = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
     # Given a new token was promoted an hour ago and then revoked at the vendor
     sm = aws["secretsmanager"]
     issued = hub(stack_env).issue(f"e2e new {uuid.uuid4()}", None)
@@ -229,20 +162,9 @@ def test_a_dead_new_token_within_grace_is_rolled_back(
 def test_secret_retrieval_diagnoses_the_execution_role_and_never_rotates(
     aws: dict[str, Any], stack_env: dict[str, str], admin_secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    arn, old = managed_secret(aws, stack_env, admin_secret)
+    arn, old = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
     iam = aws["iam"]
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
+    trust = assume_role_policy("ecs-tasks.amazonaws.com")
     role_name = f"exec-{uuid.uuid4().hex[:6]}"
     role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     denied = json.loads((EVENTS / "remediate_batch_secret_access_denied.json").read_text())

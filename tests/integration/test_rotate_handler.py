@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from regcred import config
 from regcred.errors import RegcredError, RotationError
-from regcred.registry import Credential
 from regcred.rotation import CURRENT, PREVIOUS
-from regcred.secret import SecretValue, parse, render
+from regcred.secret import parse
+from tests.aws_setup import stack_managed_secret
 from tests.handlers import LambdaContext, load
 from tests.v2 import manifest_status
 
@@ -29,33 +28,9 @@ def rotate_app(stack_env: dict[str, str]) -> Any:
 @pytest.fixture
 def managed_secret(sm: Any, stack_env: dict[str, str], admin_secret: str) -> str:
     """A managed secret with rotation enabled, holding a token minted at the fake."""
-    from regcred.providers.dockerhub import DockerHubProvider
-
-    provider = DockerHubProvider(
-        Credential(stack_env["REGCRED_DOCKERHUB_ADMIN_USER"], stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"]),
-        api=stack_env["REGCRED_DOCKERHUB_API"],
-        registry=stack_env["REGCRED_REGISTRY"],
-    )
-    first = provider.issue(f"handler-test {uuid.uuid4()}", None)
-    name = f"handler/{uuid.uuid4().hex[:8]}"
-    value = SecretValue(
-        first.username, first.password, stack_env["REGCRED_REGISTRY"], "dockerhub", first.token_id
-    )
-    sm.create_secret(
-        Name=name,
-        SecretString=render(value),
-        Tags=[
-            {"Key": config.MANAGED, "Value": "true"},
-            {"Key": config.PROVIDER, "Value": "dockerhub"},
-            {"Key": config.ADMIN_SECRET, "Value": admin_secret},
-            {"Key": config.API, "Value": stack_env["REGCRED_DOCKERHUB_API"]},
-            {"Key": config.IMAGES, "Value": stack_env["REGCRED_SEED_IMAGE"]},
-        ],
-    )
-    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
-    sm.rotate_secret(SecretId=name, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
-    assert sm.describe_secret(SecretId=name)["RotationEnabled"]
-    return name
+    arn, _ = stack_managed_secret(sm, stack_env, admin_secret, prefix="handler")
+    assert sm.describe_secret(SecretId=arn)["RotationEnabled"]
+    return arn
 
 
 def test_four_events_rotate_the_secret_and_logs_carry_no_secret(

@@ -17,9 +17,8 @@ import pytest
 import requests
 
 from regcred import config
-from regcred.providers.dockerhub import DockerHubProvider
-from regcred.registry import Credential
-from regcred.secret import SecretValue, render
+from regcred.secret import SecretValue
+from tests.aws_setup import stack_managed_secret
 from tests.sam.sam import Sam
 from tests.stack import Stack
 
@@ -146,11 +145,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 # ------------------------------------------------------------------------------------- onboarding
 
 
-def hub(env: dict[str, str]) -> DockerHubProvider:
-    admin = Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
-    return DockerHubProvider(admin, api=env["REGCRED_DOCKERHUB_API"], registry=env["REGCRED_REGISTRY"])
-
-
 @pytest.fixture(scope="session")
 def admin_secret(aws: dict[str, Any], env: dict[str, str]) -> str:
     """The fake's admin identity, in a secret marked as an admin secret."""
@@ -171,28 +165,7 @@ def admin_secret(aws: dict[str, Any], env: dict[str, str]) -> str:
 def onboard(
     aws: dict[str, Any], env: dict[str, str], admin_secret: str, label: str
 ) -> tuple[str, SecretValue]:
-    """A managed secret holding a token minted at the fake, rotation enabled as
-    tests/integration/test_rotate_handler.py does it. Returns (ARN, value)."""
-    issued = hub(env).issue(f"sam-tier {label} {uuid.uuid4()}", None)
-    value = SecretValue(
-        issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
-    )
-    sm = aws["secretsmanager"]
-    arn: str = sm.create_secret(
-        Name=f"sam/{label}-{uuid.uuid4().hex[:8]}",
-        SecretString=render(value),
-        Tags=[
-            {"Key": k, "Value": v}
-            for k, v in {
-                config.MANAGED: "true",
-                config.PROVIDER: "dockerhub",
-                config.ADMIN_SECRET: admin_secret,
-                config.API: env["REGCRED_DOCKERHUB_API"],
-                config.IMAGES: env["REGCRED_SEED_IMAGE"],
-            }.items()
-        ],
-    )["ARN"]
-    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
-    sm.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
-    assert sm.describe_secret(SecretId=arn)["RotationEnabled"]
+    """A managed secret holding a token minted at the fake, rotation enabled. Returns (ARN, value)."""
+    arn, value = stack_managed_secret(aws["secretsmanager"], env, admin_secret, prefix=f"sam-{label}")
+    assert aws["secretsmanager"].describe_secret(SecretId=arn)["RotationEnabled"]
     return arn, value

@@ -7,7 +7,6 @@ A healthy credential (the token is live at the fake and pulls from the real regi
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -15,46 +14,19 @@ import pytest
 
 from regcred.rotation import CURRENT, PENDING
 from regcred.secret import parse
-from tests.sam.conftest import hub, onboard
+from tests.aws_setup import batch_queue, hub, job_definition
+from tests.sam.conftest import onboard
 from tests.sam.sam import Sam, load_event
 
 pytestmark = pytest.mark.sam
 
 
 def _batch_job(aws: dict[str, Any], env: dict[str, str], secret_arn: str) -> dict[str, str]:
-    """A job in moto: compute environment, queue, and a job definition pulling the seed image from the
-    real registry with ``secret_arn`` as repositoryCredentials (as in test_remediate_stack.py)."""
-    batch, iam = aws["batch"], aws["iam"]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    role = iam.create_role(RoleName=f"svc-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=json.dumps(trust))
-    ce = batch.create_compute_environment(
-        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role["Role"]["Arn"],
-    )["computeEnvironmentArn"]
-    queue = batch.create_job_queue(
-        jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )["jobQueueArn"]
+    """A job in moto whose definition pulls the seed image from the real registry with ``secret_arn``."""
+    batch = aws["batch"]
+    queue = batch_queue(batch, aws["iam"])
     image = f"{env['REGCRED_REGISTRY']}/{env['REGCRED_SEED_IMAGE']}"
-    definition = batch.register_job_definition(
-        jobDefinitionName=f"etl-{uuid.uuid4().hex[:6]}",
-        type="container",
-        containerProperties={
-            "image": image,
-            "vcpus": 1,
-            "memory": 128,
-            "repositoryCredentials": {"credentialsParameter": secret_arn},
-        },
-    )["jobDefinitionArn"]
+    definition = job_definition(batch, image, secret_arn)
     job = batch.submit_job(jobName="nightly-etl", jobQueue=queue, jobDefinition=definition)
     return {
         "jobId": job["jobId"],

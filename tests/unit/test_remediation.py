@@ -22,6 +22,7 @@ from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
 from regcred.remediation import Diagnosis, Remediator, Settings, tag_value
 from regcred.rotation import CURRENT
 from regcred.secret import SecretValue, parse, render
+from tests.aws_setup import assume_role_policy, batch_queue
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGISTRY = "registry.example.test"
@@ -158,39 +159,6 @@ def remediator(
     )
 
 
-def batch_queue(aws: dict[str, Any]) -> str:
-    """A job queue on an unmanaged compute environment: enough for moto to accept SubmitJob."""
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "batch.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
-    role = aws["iam"].create_role(RoleName=f"batch-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=trust)[
-        "Role"
-    ]["Arn"]
-    env = aws["batch"].create_compute_environment(
-        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role,
-    )["computeEnvironmentArn"]
-    return aws[
-        "batch"
-    ].create_job_queue(  # type: ignore[no-any-return]
-        jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
-    )["jobQueueArn"]
-
-
 def job_tags(aws: dict[str, Any], event: dict[str, Any]) -> dict[str, str]:
     return aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]  # type: ignore[no-any-return]
 
@@ -299,18 +267,7 @@ def test_secret_retrieval_never_rotates_even_when_the_role_cannot_be_simulated(a
     # (tests/integration/test_remediate_stack.py simulates for real against an IAM fake).
     registry, rotations = Registry(), Rotations()
     arn, _ = managed_secret(aws, registry)
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
+    trust = assume_role_policy("ecs-tasks.amazonaws.com")
     role = aws["iam"].create_role(RoleName="batch-execution", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     r = remediator(aws, registry, rotations)
     for _ in range(3):
@@ -411,7 +368,7 @@ def test_resubmission_is_opt_in_and_happens_at_most_once(aws: dict[str, Any]) ->
     registry, rotations = Registry(), Rotations()
     arn, _ = managed_secret(aws, registry, promoted_ago=timedelta(hours=1), previous_live=True)
     event = event_for("remediate_batch_auth_failure.json", arn)
-    event["detail"]["jobQueue"] = batch_queue(aws)
+    event["detail"]["jobQueue"] = batch_queue(aws["batch"], aws["iam"])
     event["detail"]["jobDefinition"] = aws["batch"].register_job_definition(
         jobDefinitionName="nightly-etl",
         type="container",

@@ -1,0 +1,96 @@
+"""Test setup shared by the tiers: IAM roles, Batch queues and job definitions in moto, and managed
+secrets whose token is minted at the Docker Hub fake of a running stack."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from regcred import config
+from regcred.providers.dockerhub import DockerHubProvider
+from regcred.registry import Credential
+from regcred.secret import SecretValue, render
+
+
+def assume_role_policy(service: str) -> str:
+    """A trust policy letting ``service`` (e.g. batch.amazonaws.com) assume the role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def create_role(iam: Any, prefix: str, service: str) -> str:
+    """A new role for ``service``; its ARN."""
+    role = iam.create_role(
+        RoleName=f"{prefix}-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=assume_role_policy(service)
+    )
+    return str(role["Role"]["Arn"])
+
+
+def batch_queue(batch: Any, iam: Any) -> str:
+    """A job queue on an unmanaged compute environment: enough for moto to accept SubmitJob."""
+    environment = batch.create_compute_environment(
+        computeEnvironmentName=f"ce-{uuid.uuid4().hex[:6]}",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=create_role(iam, "batch-service", "batch.amazonaws.com"),
+    )["computeEnvironmentArn"]
+    return str(
+        batch.create_job_queue(
+            jobQueueName=f"q-{uuid.uuid4().hex[:6]}",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )["jobQueueArn"]
+    )
+
+
+def job_definition(batch: Any, image: str, secret_arn: str | None, name: str = "etl") -> str:
+    """A container job definition pulling ``image`` with ``secret_arn`` (None: no credentials)."""
+    container: dict[str, Any] = {"image": image, "vcpus": 1, "memory": 128}
+    if secret_arn:
+        container["repositoryCredentials"] = {"credentialsParameter": secret_arn}
+    return str(
+        batch.register_job_definition(
+            jobDefinitionName=f"{name}-{uuid.uuid4().hex[:6]}",
+            type="container",
+            containerProperties=container,
+        )["jobDefinitionArn"]
+    )
+
+
+def hub(env: dict[str, str]) -> DockerHubProvider:
+    """The Docker Hub provider of a running stack, with its admin identity."""
+    admin = Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
+    return DockerHubProvider(admin, api=env["REGCRED_DOCKERHUB_API"], registry=env["REGCRED_REGISTRY"])
+
+
+def stack_managed_secret(
+    sm: Any, env: dict[str, str], admin_secret: str, prefix: str = "batch"
+) -> tuple[str, SecretValue]:
+    """A managed secret with rotation enabled, holding a token minted at the stack's fake."""
+    issued = hub(env).issue(f"{prefix} {uuid.uuid4()}", None)
+    value = SecretValue(
+        issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
+    )
+    tags = {
+        config.MANAGED: "true",
+        config.PROVIDER: "dockerhub",
+        config.ADMIN_SECRET: admin_secret,
+        config.API: env["REGCRED_DOCKERHUB_API"],
+        config.IMAGES: env["REGCRED_SEED_IMAGE"],
+    }
+    arn = str(
+        sm.create_secret(
+            Name=f"{prefix}/{uuid.uuid4().hex[:8]}",
+            SecretString=render(value),
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["ARN"]
+    )
+    # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
+    sm.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    return arn, value
