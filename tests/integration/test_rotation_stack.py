@@ -3,15 +3,20 @@ and the Docker Hub fake as vendor API and token realm."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import uuid
+import zipfile
 from typing import Any
 
+import boto3
 import pytest
+import requests
 
 from regcred.rotation import CURRENT, PENDING, PREVIOUS, stage_holder
 from regcred.secret import parse
+from tests.aws_setup import create_role
 from tests.integration.conftest import cli_env
 from tests.v2 import manifest_status
 
@@ -188,3 +193,70 @@ def test_onboard_imports_a_token_from_stdin(
     assert done.returncode == 0, done.stderr
     imported = value(sm, name, CURRENT)
     assert imported.password == existing.password and imported.token_id is None
+
+
+def test_onboard_with_a_rotation_lambda_enables_rotation_and_a_later_rotation_works(
+    stack_env: dict[str, str], sm: Any, admin_secret: str
+) -> None:
+    # Given a rotation function in moto (its Lambda backend without Docker: invocations succeed, no code runs)
+    endpoint = stack_env["AWS_ENDPOINT_URL"]
+    requests.post(
+        f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=5
+    ).raise_for_status()
+    iam, lam = boto3.client("iam", endpoint_url=endpoint), boto3.client("lambda", endpoint_url=endpoint)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("app.py", "def handler(event, context):\n    return None\n")
+    function = lam.create_function(
+        FunctionName=f"rotate-{uuid.uuid4().hex[:6]}",
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role=create_role(iam, "rotate", "lambda.amazonaws.com"),
+        Code={"ZipFile": archive.getvalue()},
+    )["FunctionArn"]
+    name = f"batch/{uuid.uuid4().hex[:8]}"
+    # When the secret is onboarded with that function and a schedule
+    done = regcred(
+        stack_env,
+        "onboard",
+        name,
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--registry",
+        stack_env["REGCRED_REGISTRY"],
+        "--api",
+        stack_env["REGCRED_DOCKERHUB_API"],
+        "--image",
+        stack_env["REGCRED_SEED_IMAGE"],
+        "--rotation-lambda",
+        function,
+        "--schedule",
+        "rate(30 days)",
+    )
+    assert done.returncode == 0, done.stderr
+    # Then the secret names the function, the admin secret is marked for the function's IAM condition,
+    # and RotateSecret's configuration test (a pending copy of AWSCURRENT) does not stop a rotation
+    assert sm.describe_secret(SecretId=name)["RotationLambdaARN"] == function
+    admin_tags = {t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=admin_secret)["Tags"]}
+    assert admin_tags["regcred:admin"] == "true"
+    before = value(sm, name, CURRENT)
+    assert regcred(stack_env, "rotate", name, "--local").returncode == 0
+    assert value(sm, name, PREVIOUS).token_id == before.token_id
+    assert pulls(stack_env, value(sm, name, CURRENT)) == 200 and pulls(stack_env, before) == 200
+    # And a mismatched pair of flags is refused before anything is minted
+    half = regcred(
+        stack_env,
+        "onboard",
+        f"batch/{uuid.uuid4().hex[:8]}",
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--image",
+        stack_env["REGCRED_SEED_IMAGE"],
+        "--rotation-lambda",
+        function,
+    )
+    assert half.returncode == 1 and "go together" in half.stderr
