@@ -21,8 +21,12 @@ def test_every_sample_is_listed_in_the_readme_with_its_function() -> None:
     for path in EVENTS.glob("*.json"):
         row = next((line for line in readme.splitlines() if f"`{path.name}`" in line), None)
         assert row, f"{path.name} is not in events/README.md"
-        if path.name != "env.json":
-            assert any(f"| {name} |" in row for name in functions), f"{path.name}: no function named"
+        if path.name == "env.json":
+            continue
+        if path.name.startswith("sweep_") and "SweepFunction" not in functions:
+            assert "SweepFunction (not in the template yet)" in row
+            continue
+        assert any(f"| {name} |" in row for name in functions), f"{path.name}: no function named"
 
 
 def test_env_json_names_template_functions() -> None:
