@@ -27,39 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cfn import load_template  # noqa: E402
+
 TARGET = 1.2
 BOTO3_CLIENT = 'import boto3; boto3.client("secretsmanager")'
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short forms (!Ref, !GetAtt, ...) as their long form."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref": value} if suffix == "Ref" else {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    loader = _CfnLoader(path.read_text(encoding="utf-8"))
-    try:
-        data = loader.get_single_data()
-    finally:
-        loader.dispose()
-    assert isinstance(data, dict)
-    return data
 
 
 def powertools_env(template: dict[str, Any], function_dir: str) -> dict[str, str]:

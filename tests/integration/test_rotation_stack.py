@@ -35,6 +35,29 @@ def regcred(env: dict[str, str], *args: str, stdin: str | None = None) -> subpro
     )
 
 
+def onboard(
+    env: dict[str, str], name: str, admin_secret: str, image: str, *extra: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`regcred onboard` of a Docker Hub secret on the stack's registry and API fake."""
+    return regcred(
+        env,
+        "onboard",
+        name,
+        "--provider",
+        "dockerhub",
+        "--admin-secret",
+        admin_secret,
+        "--registry",
+        env["REGCRED_REGISTRY"],
+        "--api",
+        env["REGCRED_DOCKERHUB_API"],
+        "--image",
+        image,
+        *extra,
+        stdin=stdin,
+    )
+
+
 def value(sm: Any, secret: str, stage: str) -> Any:
     return parse(sm.get_secret_value(SecretId=secret, VersionStage=stage)["SecretString"])
 
@@ -49,21 +72,7 @@ def pulls(env: dict[str, str], secret_value: Any) -> int:
 @pytest.fixture
 def onboarded(stack_env: dict[str, str], admin_secret: str) -> str:
     name = f"batch/{uuid.uuid4().hex[:8]}"
-    done = regcred(
-        stack_env,
-        "onboard",
-        name,
-        "--provider",
-        "dockerhub",
-        "--admin-secret",
-        admin_secret,
-        "--registry",
-        stack_env["REGCRED_REGISTRY"],
-        "--api",
-        stack_env["REGCRED_DOCKERHUB_API"],
-        "--image",
-        stack_env["REGCRED_SEED_IMAGE"],
-    )
+    done = onboard(stack_env, name, admin_secret, stack_env["REGCRED_SEED_IMAGE"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("arn:aws:secretsmanager:")
     return name
@@ -146,21 +155,7 @@ def test_onboard_refuses_an_image_the_token_cannot_pull_and_revokes_it(
     stack_env: dict[str, str], sm: Any, admin_secret: str
 ) -> None:
     name = f"batch/{uuid.uuid4().hex[:8]}"
-    done = regcred(
-        stack_env,
-        "onboard",
-        name,
-        "--provider",
-        "dockerhub",
-        "--admin-secret",
-        admin_secret,
-        "--registry",
-        stack_env["REGCRED_REGISTRY"],
-        "--api",
-        stack_env["REGCRED_DOCKERHUB_API"],
-        "--image",
-        "nobody/missing:1.0",
-    )
+    done = onboard(stack_env, name, admin_secret, "nobody/missing:1.0")
     assert done.returncode == 1
     assert "nothing was stored" in done.stderr
     with pytest.raises(sm.exceptions.ResourceNotFoundException):
@@ -172,19 +167,10 @@ def test_onboard_imports_a_token_from_stdin(
 ) -> None:
     existing = value(sm, onboarded, CURRENT)
     name = f"imported/{uuid.uuid4().hex[:8]}"
-    done = regcred(
+    done = onboard(
         stack_env,
-        "onboard",
         name,
-        "--provider",
-        "dockerhub",
-        "--admin-secret",
         admin_secret,
-        "--registry",
-        stack_env["REGCRED_REGISTRY"],
-        "--api",
-        stack_env["REGCRED_DOCKERHUB_API"],
-        "--image",
         stack_env["REGCRED_SEED_IMAGE"],
         "--username",
         existing.username,
@@ -216,19 +202,10 @@ def test_onboard_with_a_rotation_lambda_enables_rotation_and_a_later_rotation_wo
     )["FunctionArn"]
     name = f"batch/{uuid.uuid4().hex[:8]}"
     # When the secret is onboarded with that function and a schedule
-    done = regcred(
+    done = onboard(
         stack_env,
-        "onboard",
         name,
-        "--provider",
-        "dockerhub",
-        "--admin-secret",
         admin_secret,
-        "--registry",
-        stack_env["REGCRED_REGISTRY"],
-        "--api",
-        stack_env["REGCRED_DOCKERHUB_API"],
-        "--image",
         stack_env["REGCRED_SEED_IMAGE"],
         "--rotation-lambda",
         function,

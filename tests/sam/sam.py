@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tests.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -19,21 +19,6 @@ SHIM = Path(__file__).with_name("samcli_host_network.py")
 INVOKE_TIMEOUT = 180
 # Errors of the Lambda runtime itself (init, import, handler lookup) rather than of the handler's code.
 RUNTIME_ERRORS = ("Runtime.", "ImportModuleError", "ModuleNotFoundError", "ImportError", "SyntaxError")
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads template.yaml: CloudFormation short tags (!Ref, !Sub, ...) become plain values."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _any_tag)
 
 
 @dataclass(frozen=True)
@@ -49,7 +34,7 @@ class Function:
 
 def template_functions(template: Path = ROOT / "template.yaml") -> list[Function]:
     """Every AWS::Serverless::Function of the template, in template order."""
-    resources = yaml.load(template.read_text(), Loader=_CfnLoader)["Resources"]  # noqa: S506 - SafeLoader
+    resources = load_template(template)["Resources"]
     out = []
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::Serverless::Function":

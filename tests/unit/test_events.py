@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
+
+from tests.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
 
 def template_functions() -> set[str]:
-    text = (ROOT / "template.yaml").read_text()
-    return set(re.findall(r"^  (\w+):\n    Type: AWS::Serverless::Function", text, re.MULTILINE))
+    resources = load_template()["Resources"]
+    return {name for name, resource in resources.items() if resource["Type"] == "AWS::Serverless::Function"}
 
 
 def test_every_sample_is_listed_in_the_readme_with_its_function() -> None:

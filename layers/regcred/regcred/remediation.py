@@ -23,8 +23,7 @@ from .config import SecretConfig
 from .errors import RegcredError, SecretFormatError
 from .failures import FailureClass, classify
 from .observability import logger
-from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, registry_check, stage_holder
-from .secret import SecretValue, parse
+from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, read_version, registry_check, stage_holder
 
 if TYPE_CHECKING:
     from .events import PullFailure  # its parser models (pydantic) load with the first event
@@ -269,7 +268,7 @@ class Remediator:
         versions = {k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()}
         managed = tags.get(config.MANAGED, "").lower() == "true"
         try:
-            current = self._read(secret_id, CURRENT)
+            current = read_version(self.sm, secret_id, stage=CURRENT)
         except SecretFormatError:
             return Diagnosis.SECRET_FORMAT
         cfg = SecretConfig.from_tags(tags, meta["Name"]) if managed else None
@@ -295,12 +294,6 @@ class Remediator:
             return Diagnosis.REGISTRY_UNREACHABLE
         return Diagnosis.TRANSIENT
 
-    def _read(self, secret_id: str, stage: str, version_id: str | None = None) -> SecretValue:
-        kwargs = {"SecretId": secret_id, "VersionStage": stage}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        return parse(self.sm.get_secret_value(**kwargs).get("SecretString"))
-
     def _rollback_or_rotate(
         self,
         meta: Mapping[str, Any],
@@ -324,7 +317,7 @@ class Remediator:
         )
         if previous_id and current_id and in_grace:
             try:
-                previous = self._read(arn, PREVIOUS, previous_id)
+                previous = read_version(self.sm, arn, stage=PREVIOUS, version_id=previous_id)
             except SecretFormatError:
                 previous = None
             if previous is not None and previous.token_id != cfg.retired_token_id:

@@ -183,6 +183,14 @@ def _job_definition_images(definition: Mapping[str, Any]) -> Iterable[tuple[str,
             yield image, parameter
 
 
+def read_version(sm: Any, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
+    """A version's value, always read with an explicit stage (emulators return stale values otherwise)."""
+    kwargs: dict[str, str] = {"SecretId": secret_id, "VersionStage": stage}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    return parse(sm.get_secret_value(**kwargs).get("SecretString"))
+
+
 # -- the state machine ------------------------------------------------------------------------
 
 
@@ -248,11 +256,8 @@ class Rotator:
         )
 
     def read(self, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
-        """A version's value, always read with an explicit stage (emulators return stale values otherwise)."""
-        kwargs: dict[str, str] = {"SecretId": secret_id, "VersionStage": stage}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        return parse(self.sm.get_secret_value(**kwargs).get("SecretString"))
+        """A version's value (see :func:`read_version`)."""
+        return read_version(self.sm, secret_id, stage=stage, version_id=version_id)
 
     def probe_images(self, state: SecretState, registry: str) -> list[str]:
         """Images that prove a credential: the ``regcred:images`` tag, else those of ACTIVE Batch job
