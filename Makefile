@@ -42,11 +42,11 @@ bench: setup
 	@for b in bench/*.py; do $(PY) "$$b" || exit 1; done
 
 stack-up: setup
-	$(PY) -m tests.stack up --dir $(STACK_DIR)
+	$(PY) -m devstack.stack up --dir $(STACK_DIR)
 	@echo "source $(STACK_DIR)/env to use it"
 
 stack-down:
-	@if [ -x $(PY) ]; then $(PY) -m tests.stack down --dir $(STACK_DIR); fi
+	@if [ -x $(PY) ]; then $(PY) -m devstack.stack down --dir $(STACK_DIR); fi
 
 clean: stack-down
 	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache

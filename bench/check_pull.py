@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devstack.stack import Stack
 from regcred.providers.dockerhub import DockerHubProvider, api_host
 from regcred.registry import Credential, RegistryClient
-from tests.stack import Stack
 
 ROUNDS = 15
 

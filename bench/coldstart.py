@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cfn import load_template  # noqa: E402
+from devstack.cfn import load_template  # noqa: E402
 
 TARGET = 1.2
 BOTO3_CLIENT = 'import boto3; boto3.client("secretsmanager")'

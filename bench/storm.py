@@ -39,6 +39,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from devstack.lambda_local import LambdaContext, load  # noqa: E402
+from devstack.stack import Stack  # noqa: E402
 from regcred import config  # noqa: E402
 from regcred.coalesce import Coalescer  # noqa: E402
 from regcred.failures import FailureClass, classify  # noqa: E402
@@ -47,8 +49,6 @@ from regcred.providers.dockerhub import DockerHubProvider, api_host  # noqa: E40
 from regcred.registry import Credential  # noqa: E402
 from regcred.remediation import Remediator, Settings  # noqa: E402
 from regcred.secret import SecretValue, render  # noqa: E402
-from tests.handlers import LambdaContext, load  # noqa: E402
-from tests.stack import Stack  # noqa: E402
 
 EVENTS = 10_000
 DEAD, HEALTHY = 3, 2

@@ -7,10 +7,10 @@ PY=.venv/bin/python
 DIR=.stack/demo
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-$PY -m tests.stack down --dir "$DIR" >/dev/null 2>&1 || true
-trap '$PY -m tests.stack down --dir "$DIR" >/dev/null; echo; echo "stack stopped"' EXIT
+$PY -m devstack.stack down --dir "$DIR" >/dev/null 2>&1 || true
+trap '$PY -m devstack.stack down --dir "$DIR" >/dev/null; echo; echo "stack stopped"' EXIT
 say "local stack: moto_server, the distribution registry (token auth), a Docker Hub API fake"
-$PY -m tests.stack up --dir "$DIR"
+$PY -m devstack.stack up --dir "$DIR"
 # shellcheck disable=SC1091
 source "$DIR/env"
 export PATH="$PWD/.venv/bin:$PATH"

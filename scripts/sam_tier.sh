@@ -174,7 +174,7 @@ teardown() { # teardown RUN WORK NS: what one run started, stopped by pid; its n
         stop_pid "$pytest_pid" "$(cat "/proc/$pytest_pid/comm" 2>/dev/null)" # a run killed with its pytest left
     fi
     if [ -d "$work/stack" ]; then # the stack's processes, if pytest could not stop them
-        "$PY" -m tests.stack down --dir "$work/stack" >/dev/null 2>&1
+        "$PY" -m devstack.stack down --dir "$work/stack" >/dev/null 2>&1
     fi
     containerd_pid=$(cat "$run/exec/containerd/containerd.pid" 2>/dev/null)
     stop_pid "$(cat "$run/dockerd.pid" 2>/dev/null)" dockerd

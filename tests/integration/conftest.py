@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.stack import Stack
+from devstack.stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -23,13 +23,13 @@ import pytest
 import requests
 from botocore.config import Config
 
+from devstack.fakes.iam import IamSimulator
+from devstack.stack import Stack
 from regcred import config
 from regcred.diagnose import CHECK_NAMES, Check, add_diagnose_parser, cmd_diagnose, diagnose_job
 from regcred.providers.dockerhub import DockerHubProvider
 from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
 from regcred.secret import SecretValue, render
-from tests.fakes.iam import IamSimulator
-from tests.stack import Stack
 
 pytestmark = pytest.mark.stack
 

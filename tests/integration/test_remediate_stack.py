@@ -16,12 +16,12 @@ import boto3
 import pytest
 import requests
 
+from devstack.fakes.iam import IamSimulator
+from devstack.lambda_local import LambdaContext, load
 from regcred import config
 from regcred.rotation import CURRENT, PREVIOUS
 from regcred.secret import SecretValue, parse, render
 from tests.aws_setup import assume_role_policy, batch_queue, hub, job_definition, stack_managed_secret
-from tests.fakes.iam import IamSimulator
-from tests.handlers import LambdaContext, load
 from tests.v2 import manifest_status
 
 pytestmark = pytest.mark.stack

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from devstack.lambda_local import LambdaContext, load
 from regcred.errors import RegcredError, RotationError
 from regcred.rotation import CURRENT, PREVIOUS
 from regcred.secret import parse
 from tests.aws_setup import stack_managed_secret
-from tests.handlers import LambdaContext, load
 from tests.v2 import manifest_status
 
 pytestmark = pytest.mark.stack

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fakes.dockerhub import Config, make_server
-from tests.stack import Stack, StackError, _start_ticks
+from devstack.fakes.dockerhub import Config, make_server
+from devstack.stack import Stack, StackError, _start_ticks
 
 pytestmark = [pytest.mark.stack, pytest.mark.enable_socket]
 

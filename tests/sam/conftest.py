@@ -16,11 +16,11 @@ import boto3
 import pytest
 import requests
 
+from devstack.stack import Stack
 from regcred import config
 from regcred.secret import SecretValue
 from tests.aws_setup import stack_managed_secret
 from tests.sam.sam import Sam
-from tests.stack import Stack
 
 HARNESS_VARS = (
     "SAM_TIER",

@@ -2,7 +2,7 @@
 
 The list of functions is read from template.yaml (every AWS::Serverless::Function), and a function's sample
 events are events/<name>_*.json, <name> being the directory of its CodeUri (functions/<name>/). So a function
-added to the template is invoked here without editing this file: the sweep function (DESIGN.md), which does
+added to the template is invoked here without editing this file: the sweep function, which does
 not exist yet, will be invoked with events/sweep_*.json as soon as functions/sweep/ is in the template. A
 function without any sample event fails (add one) rather than being skipped.
 

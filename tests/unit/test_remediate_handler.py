@@ -12,9 +12,9 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from devstack.lambda_local import LambdaContext, load
 from regcred.coalesce import Coalescer
 from regcred.remediation import Remediator, Settings
-from tests.handlers import LambdaContext, load
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EXPECTED = {

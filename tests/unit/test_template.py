@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.cfn import load_template
+from devstack.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

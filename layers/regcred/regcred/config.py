@@ -1,7 +1,7 @@
 """Per-secret configuration, read from the secret's tags.
 
 Configuration that is not per credential lives in tags so that changing it never creates a secret
-version (DESIGN.md "The secret"). Tag values allow only letters, digits, spaces and ``_.:/=+-@``,
+version (docs/ARCHITECTURE.md, "The secret"). Tag values allow only letters, digits, spaces and ``_.:/=+-@``,
 so lists are separated by spaces.
 """
 

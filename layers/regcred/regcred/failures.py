@@ -54,7 +54,7 @@ from enum import StrEnum
 
 
 class FailureClass(StrEnum):
-    """What a pull failure means for the credential behind it (see DESIGN.md, "Pull failures")."""
+    """What a pull failure means for the credential behind it (see docs/ARCHITECTURE.md, "Pull failures")."""
 
     AUTH = "auth"
     AUTH_OR_NOT_FOUND = "auth_or_not_found"

@@ -1,9 +1,9 @@
 """The local stack: moto_server, the real distribution registry (token auth) and the Docker Hub fake.
 
-    python -m tests.stack up [--dir .stack]     # start, seed images, write DIR/env; refused if running
-    python -m tests.stack down [--dir .stack]   # stop what `up` started (by pid), remove the pid files
-    python -m tests.stack env [--dir .stack]    # print DIR/env (shell-sourceable `export K=V` lines)
-    python -m tests.stack status [--dir .stack]
+    python -m devstack.stack up [--dir .stack]     # start, seed images, write DIR/env; refused if running
+    python -m devstack.stack down [--dir .stack]   # stop what `up` started (by pid), remove the pid files
+    python -m devstack.stack env [--dir .stack]    # print DIR/env (shell-sourceable `export K=V` lines)
+    python -m devstack.stack status [--dir .stack]
 
 or, from Python: ``stack = Stack.up(path)``, ``stack.env``, ``stack.down()``.
 
@@ -177,7 +177,7 @@ def push_image(registry: str, image: str, username: str, secret: str, http: requ
             "os": "linux",
             "config": {"Cmd": ["/hello.txt"], "Labels": {"regcred.seed": image}},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": "tests.stack seed"}],
+            "history": [{"created_by": "devstack.stack seed"}],
         },
         sort_keys=True,
     ).encode()
@@ -316,7 +316,7 @@ class Stack:
             if alive:
                 raise StackError(
                     f"a stack is already running in {root} (pids {alive}); "
-                    f"run `python -m tests.stack down --dir {root}` first"
+                    f"run `python -m devstack.stack down --dir {root}` first"
                 )
             stack._clear_run_files()
             try:
@@ -340,7 +340,7 @@ class Stack:
         return values
 
     def _start(self) -> None:
-        from tests.fakes.dockerhub import ensure_signing_material
+        from devstack.fakes.registry_tokens import ensure_signing_material
 
         t0 = time.monotonic()
         root = self.root
@@ -358,7 +358,7 @@ class Stack:
         self._spawn("moto", [_venv_bin("moto_server"), "-H", HOST, "-p", str(moto_port)], {})
         self._spawn("registry", [REGISTRY_BIN, "serve", str(registry_yml)], {})
         hub_cmd = [
-            sys.executable, "-m", "tests.fakes.dockerhub",
+            sys.executable, "-m", "devstack.fakes.dockerhub",
             "--host", HOST, "--port", str(hub_port), "--state-dir", str(hub_dir),
             "--admin-user", ADMIN_USER, "--org", ORG, "--public", PUBLIC_REPO,
             "--service", SERVICE, "--issuer", ISSUER,
@@ -505,7 +505,7 @@ class Stack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.stack", description="regcred's local stack")
+    p = argparse.ArgumentParser(prog="python -m devstack.stack", description="regcred's local stack")
     p.add_argument("command", choices=("up", "down", "env", "status"))
     p.add_argument("--dir", type=Path, default=Path(".stack"), help="stack directory (default .stack)")
     args = p.parse_args(argv)
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             stack = Stack.attach(args.dir)
             if not stack.running() or not stack.env_file.exists():
                 raise StackError(
-                    f"no running stack in {stack.root}: run `python -m tests.stack up --dir {args.dir}`"
+                    f"no running stack in {stack.root}: run `python -m devstack.stack up --dir {args.dir}`"
                 )
             sys.stdout.write(stack.env_file.read_text())
         else:
@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:10} {recorded.get(name, '-')!s:>8}  {state}")
             return 0 if alive and len(alive) == len(PROCESSES) else 1
     except StackError as err:
-        print(f"tests.stack {args.command}: {err}", file=sys.stderr)
+        print(f"devstack.stack {args.command}: {err}", file=sys.stderr)
         return 1
     return 0
 
