@@ -9,7 +9,7 @@ Then the built handlers are imported the way Lambda loads them: sys.path = [func
 python/, the standard library, then a stand-in for /var/runtime: links to the installed boto3 and its
 dependencies, nothing else, so that a dependency the layer lacks fails here as it would in Lambda].
 Once with tracing disabled, once enabled (the layer's X-Ray SDK then runs on the runtime's botocore);
-every regcred module is imported too (requests and pydantic load lazily, on first use).
+every regcred module is imported too (urllib3 and pydantic load lazily, on first use).
 
 Prints one JSON line per function, one for the layer, and a summary (``"function": "*"``); exits 1
 when boto3 or botocore is bundled anywhere or a built handler does not import.
@@ -48,7 +48,8 @@ import regcred
 for module in pkgutil.walk_packages(regcred.__path__, "regcred."):
     importlib.import_module(module.name)
 origin = {}
-for name in ("boto3", "botocore", "requests", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk"):
+names = ("boto3", "botocore", "urllib3", "certifi", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk")
+for name in names:
     module = importlib.import_module(name)
     origin[name] = "layer" if module.__file__.startswith(layer) else "runtime"
 origin["tracer"] = type(app.tracer.provider).__module__

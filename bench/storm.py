@@ -41,13 +41,15 @@ from moto import mock_aws  # noqa: E402
 
 from devstack.lambda_local import LambdaContext, load  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from regcred import config  # noqa: E402
+from regcred import config, labels  # noqa: E402
 from regcred.coalesce import Coalescer  # noqa: E402
 from regcred.failures import FailureClass, classify  # noqa: E402
+from regcred.http.transport import Transport  # noqa: E402
 from regcred.jobs import is_child_job  # noqa: E402
-from regcred.providers.dockerhub import DockerHubProvider, api_host  # noqa: E402
+from regcred.providers.dockerhub import DockerHubProvider  # noqa: E402
 from regcred.registry import Credential  # noqa: E402
 from regcred.remediation import Remediator, Settings  # noqa: E402
+from regcred.routing import Deployment, parse_origin  # noqa: E402
 from regcred.secret import SecretValue, render  # noqa: E402
 
 EVENTS = 10_000
@@ -142,10 +144,11 @@ def main() -> None:
         try:
             env = stack.env
             registry = env["REGCRED_REGISTRY"]
+            deployment = Deployment.from_env(env)
             hub = DockerHubProvider(
                 Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"]),
-                api=env["REGCRED_DOCKERHUB_API"],
-                registry=registry,
+                api=parse_origin(env["REGCRED_DOCKERHUB_API"], what="REGCRED_DOCKERHUB_API"),
+                transport=Transport(local_origins=deployment.local_origins),
             )
             with mock_aws(config={"batch": {"use_docker": False}}):
                 setup = boto3.client("secretsmanager")
@@ -158,7 +161,7 @@ def main() -> None:
                 )
                 secrets: list[tuple[str, bool]] = []
                 for i in range(DEAD + HEALTHY):
-                    issued = hub.issue(f"storm {uuid.uuid4()}", None)
+                    issued = hub.issue(labels.label_for(f"storm/{i}", f"onboard-{uuid.uuid4()}"), None)
                     value = SecretValue(
                         issued.username, issued.password, registry, "dockerhub", issued.token_id
                     )
@@ -169,7 +172,7 @@ def main() -> None:
                             {"Key": config.MANAGED, "Value": "true"},
                             {"Key": config.PROVIDER, "Value": "dockerhub"},
                             {"Key": config.API, "Value": env["REGCRED_DOCKERHUB_API"]},
-                            {"Key": config.REALM_HOSTS, "Value": api_host(env["REGCRED_DOCKERHUB_API"])},
+                            {"Key": config.REGISTRY, "Value": registry},
                         ],
                     )["ARN"]
                     setup.rotate_secret(
@@ -190,6 +193,7 @@ def main() -> None:
                     sns=None,
                     coalescer=Coalescer(counter.watch(boto3.client("dynamodb")), "coalesce", 900),
                     settings=Settings(cooldown_s=900),
+                    deployment=deployment,
                 )
                 app = load("remediate")
                 app._remediator = remediator

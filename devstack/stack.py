@@ -397,6 +397,13 @@ class Stack:
             "REGCRED_SEED_PUBLIC_IMAGE": SEED_IMAGES[2],
             "REGCRED_STACK_DIR": str(root),
             "REGCRED_DOCKERHUB_LOG": str(hub_dir / "requests.jsonl"),
+            # Test-only record of every token the fake minted, in clear, so that tests can prove none of
+            # them leaked into any output (the fake's state keeps only digests).
+            "REGCRED_DOCKERHUB_MINTED": str(hub_dir / "minted-secrets.jsonl"),
+            # The deployment allow-lists of the local stack: its registry and the fake (the registry's token
+            # realm and the Docker Hub API). Only these loopback destinations may be reached, over http.
+            "REGCRED_ALLOWED_REGISTRY_HOSTS": f"http://{registry} {hub_url}",
+            "REGCRED_ALLOWED_API_HOSTS": hub_url,
         }
         text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

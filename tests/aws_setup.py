@@ -7,9 +7,11 @@ import json
 import uuid
 from typing import Any
 
-from regcred import config
+from regcred import config, labels
+from regcred.http.transport import Transport
 from regcred.providers.dockerhub import DockerHubProvider
 from regcred.registry import Credential
+from regcred.routing import Deployment, parse_origin
 from regcred.secret import SecretValue, render
 
 
@@ -63,17 +65,30 @@ def job_definition(batch: Any, image: str, secret_arn: str | None, name: str = "
     )
 
 
-def hub(env: dict[str, str]) -> DockerHubProvider:
+def stack_transport(env: dict[str, str]) -> Transport:
+    """A transport that may reach the stack's loopback servers (its allow-lists), as the CLI's would."""
+    return Transport(local_origins=Deployment.from_env(env).local_origins)
+
+
+def hub(env: dict[str, str], *, org: str | None = None, page_size: int = 100) -> DockerHubProvider:
     """The Docker Hub provider of a running stack, with its admin identity."""
     admin = Credential(env["REGCRED_DOCKERHUB_ADMIN_USER"], env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
-    return DockerHubProvider(admin, api=env["REGCRED_DOCKERHUB_API"], registry=env["REGCRED_REGISTRY"])
+    return DockerHubProvider(
+        admin,
+        api=parse_origin(env["REGCRED_DOCKERHUB_API"], what="REGCRED_DOCKERHUB_API"),
+        org=org,
+        transport=stack_transport(env),
+        page_size=page_size,
+    )
 
 
 def stack_managed_secret(
     sm: Any, env: dict[str, str], admin_secret: str, prefix: str = "batch"
 ) -> tuple[str, SecretValue]:
-    """A managed secret with rotation enabled, holding a token minted at the stack's fake."""
-    issued = hub(env).issue(f"{prefix} {uuid.uuid4()}", None)
+    """A managed secret with rotation enabled, holding a token minted at the stack's fake (labelled for it,
+    as onboarding labels it)."""
+    name = f"{prefix}/{uuid.uuid4().hex[:8]}"
+    issued = hub(env).issue(labels.label_for(name, f"onboard-{uuid.uuid4()}"), None)
     value = SecretValue(
         issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
     )
@@ -82,11 +97,12 @@ def stack_managed_secret(
         config.PROVIDER: "dockerhub",
         config.ADMIN_SECRET: admin_secret,
         config.API: env["REGCRED_DOCKERHUB_API"],
+        config.REGISTRY: env["REGCRED_REGISTRY"],
         config.IMAGES: env["REGCRED_SEED_IMAGE"],
     }
     arn = str(
         sm.create_secret(
-            Name=f"{prefix}/{uuid.uuid4().hex[:8]}",
+            Name=name,
             SecretString=render(value),
             Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
         )["ARN"]

@@ -20,6 +20,7 @@ from regcred import aws
 from regcred.coalesce import Coalescer
 from regcred.config import parse_duration
 from regcred.failures import FailureClass
+from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
 from regcred.remediation import Remediator, Settings
 
@@ -88,7 +89,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
     if failure.kind == "batch" and failure.status != "FAILED":
         return {"ignored": f"status {failure.status}"}
-    outcome = _get_remediator().handle(failure)
+    outcome = _get_remediator().handle(failure, deadline=Deadline.for_lambda(context, margin_s=10.0))
     if outcome.failure_class is not FailureClass.OTHER and not outcome.duplicate:
         _count(
             "PullFailure", {"class": outcome.failure_class.value, "registry": outcome.registry or "unknown"}

@@ -13,9 +13,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from regcred import aws
-from regcred.errors import RegcredError
+from regcred.aws import aws_error_code
+from regcred.errors import InvalidEvent, RegcredError, RotationError
+from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
-from regcred.rotation import Rotator, Step
+from regcred.rotation import Rotator
+from regcred.rotation_event import rotation_event
 
 _rotator: Rotator | None = None
 
@@ -28,43 +31,39 @@ def _get_rotator() -> Rotator:
     return _rotator
 
 
-def _aws_error_code(exc: Exception) -> str:
-    """The AWS error code of a botocore ClientError, else the exception's type."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", type(exc).__name__))
-    return type(exc).__name__
-
-
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     """Run one rotation step. Raising fails the step, which Secrets Manager reports and retries."""
-    secret_id = event.get("SecretId")
-    token = event.get("ClientRequestToken")
-    if not isinstance(secret_id, str) or not isinstance(token, str) or "Step" not in event:
-        raise RegcredError(
-            "not a Secrets Manager rotation event: SecretId, ClientRequestToken and Step needed"
-        )
-    step = Step.parse(str(event["Step"]))
+    try:
+        secret_id, token, step = rotation_event(event)
+    except InvalidEvent as exc:
+        metrics.add_metric(name="RotationEventInvalid", unit=MetricUnit.Count, value=1)
+        logger.error("not a rotation event", extra={"reason": str(exc)})
+        raise
     logger.set_correlation_id(token)
     logger.append_keys(step=step.value, secret_id=secret_id)
     metrics.add_dimension(name="step", value=step.value)
     started = time.monotonic()
     try:
-        result = _get_rotator().run(secret_id, token, step)
+        result = _get_rotator().run(secret_id, token, step, deadline=Deadline.for_lambda(context))
     except Exception as exc:
         metrics.add_dimension(name="outcome", value=type(exc).__name__)
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
-        # regcred's messages never carry a secret; other errors (botocore's) are named, not echoed.
-        reason = str(exc) if isinstance(exc, RegcredError) else _aws_error_code(exc)
+        # regcred's messages never carry a secret; other errors (botocore's) are named, not echoed: what
+        # reaches the log and Lambda's error response is the AWS error code.
+        reason = str(exc) if isinstance(exc, RegcredError) else aws_error_code(exc)
         logger.error("rotation step failed", extra={"error": type(exc).__name__, "reason": reason})
-        raise
+        if isinstance(exc, RegcredError):
+            raise
+        raise RotationError(f"{step.value} failed: {type(exc).__name__} ({reason})") from None
     metrics.add_dimension(name="provider", value=result.provider)
-    metrics.add_dimension(name="outcome", value=result.outcome)
+    metrics.add_dimension(name="outcome", value=result.outcome.value)
     metrics.add_metric(name="RotationStepSucceeded", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RotationStepDuration", unit=MetricUnit.Seconds, value=time.monotonic() - started)
     if result.rotation_seconds is not None:
         metrics.add_metric(name="RotationDuration", unit=MetricUnit.Seconds, value=result.rotation_seconds)
-    logger.info("rotation step done", extra={"outcome": result.outcome})
+    if result.skipped_images:
+        metrics.add_metric(name="ProbeImagesSkipped", unit=MetricUnit.Count, value=len(result.skipped_images))
+    logger.info("rotation step done", extra={"outcome": result.outcome.value})

@@ -13,11 +13,14 @@ import boto3
 import pytest
 
 from devstack.stack import Stack
+from tests import leak_guard
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack.up(tmp_path_factory.mktemp("stack"))
+    leak_guard.watch(running.env["REGCRED_DOCKERHUB_ADMIN_TOKEN"])
+    leak_guard.watch_minted(running.env["REGCRED_DOCKERHUB_MINTED"])
     try:
         yield running
     finally:
@@ -43,6 +46,8 @@ def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
     name = f"admin/{uuid.uuid4().hex[:8]}"
     sm.create_secret(
         Name=name,
+        # Bound to every secret: tests of the binding itself make their own admin secrets.
+        Tags=[{"Key": "regcred:admin", "Value": "true"}, {"Key": "regcred:admin-for", "Value": "*"}],
         SecretString=json.dumps(
             {
                 "username": stack_env["REGCRED_DOCKERHUB_ADMIN_USER"],

@@ -25,11 +25,13 @@ from botocore.config import Config
 
 from devstack.fakes.iam import IamSimulator
 from devstack.stack import Stack
-from regcred import config
+from regcred import config, labels
 from regcred.diagnose import CHECK_NAMES, Check, add_diagnose_parser, cmd_diagnose, diagnose_job
 from regcred.providers.dockerhub import DockerHubProvider
 from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
+from regcred.routing import Routing
 from regcred.secret import SecretValue, render
+from tests.aws_setup import hub as stack_hub
 
 pytestmark = pytest.mark.stack
 
@@ -118,11 +120,7 @@ def aws(stack_env: dict[str, str], stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture
 def provider(stack_env: dict[str, str]) -> Iterator[DockerHubProvider]:
-    hub = DockerHubProvider(
-        Credential(stack_env["REGCRED_DOCKERHUB_ADMIN_USER"], stack_env["REGCRED_DOCKERHUB_ADMIN_TOKEN"]),
-        api=stack_env["REGCRED_DOCKERHUB_API"],
-        registry=stack_env["REGCRED_REGISTRY"],
-    )
+    hub = stack_hub(stack_env)
     hub.minted = []  # type: ignore[attr-defined]
     yield hub
     for token_id in hub.minted:  # type: ignore[attr-defined]
@@ -145,9 +143,9 @@ def make_managed(
     provider: DockerHubProvider,
     kms_key_id: str | None = None,
 ) -> dict[str, str]:
-    issued = provider.issue(f"diagnose-test {uuid.uuid4()}", None)
-    provider.minted.append(issued.token_id)  # type: ignore[attr-defined]
     name = f"diagnose/{uuid.uuid4().hex[:8]}"
+    issued = provider.issue(labels.label_for(name, f"onboard-{uuid.uuid4()}"), None)
+    provider.minted.append(issued.token_id)  # type: ignore[attr-defined]
     value = SecretValue(
         issued.username, issued.password, env["REGCRED_REGISTRY"], "dockerhub", issued.token_id
     )
@@ -158,6 +156,7 @@ def make_managed(
             {"Key": config.MANAGED, "Value": "true"},
             {"Key": config.PROVIDER, "Value": "dockerhub"},
             {"Key": config.ADMIN_SECRET, "Value": admin_secret},
+            {"Key": config.REGISTRY, "Value": env["REGCRED_REGISTRY"]},
             {"Key": config.API, "Value": env["REGCRED_DOCKERHUB_API"]},
         ],
     }
@@ -584,14 +583,13 @@ def test_rate_limit_headroom_from_the_manifest_head(
 ) -> None:
     role = make_role(aws, ["secretsmanager:GetSecretValue"], [managed["arn"]])
     job, _ = submit(aws, queue, image(stack_env), secret=managed["arn"], role=role)
-    seen: list[tuple[str, frozenset[str], Sequence[str]]] = []
+    seen: list[tuple[Routing, Sequence[str]]] = []
 
-    def hub_like(
-        registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
-    ) -> PullCheck:
-        seen.append((registry, realm_hosts, list(images)))
+    def hub_like(route: Routing, credential: Credential, images: Sequence[str]) -> PullCheck:
+        seen.append((route, list(images)))
         return PullCheck(
-            registry, (ImageCheck(images[0], PullStatus.OK, "manifest found", 200, remaining, limit),)
+            route.registry_name,
+            (ImageCheck(images[0], PullStatus.OK, "manifest found", 200, remaining, limit),),
         )
 
     got = by_name(
@@ -601,10 +599,12 @@ def test_rate_limit_headroom_from_the_manifest_head(
     )
     assert got["rate-limit"].ok is ok and text in got["rate-limit"].detail
     assert (got["rate-limit"].action != "") is (not ok)
-    # The check got the image's registry and the realm hosts of the managed secret (its API host).
-    api_host = stack_env["REGCRED_DOCKERHUB_API"].split("://", 1)[1]
-    assert seen == [(stack_env["REGCRED_REGISTRY"], seen[0][1], [image(stack_env)])]
-    assert api_host in seen[0][1] and "auth.docker.io" in seen[0][1]
+    # The check got the secret's configured registry and its trusted realms (the provider's and its API host).
+    route, images = seen[0]
+    assert len(seen) == 1 and images == [image(stack_env)]
+    assert route.registry_name == stack_env["REGCRED_REGISTRY"]
+    realms = {origin.url() for origin in route.realms}
+    assert stack_env["REGCRED_DOCKERHUB_API"] in realms and "https://auth.docker.io" in realms
 
 
 def test_the_pull_reason_comes_from_the_last_attempt(

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
 
-from regcred.errors import RegistryError, UntrustedRealmError
+from regcred.errors import DestinationRefused, UntrustedRealmError
+from regcred.hosts import Origin
+from regcred.http.transport import Transport
 from regcred.registry import Credential, PullStatus, RegistryClient
 from tests.registry_servers import (
     FakeTokenRegistry,
@@ -72,12 +73,35 @@ def other_host() -> Iterator[RecordingServer]:
         yield server
 
 
-def client(server: RecordingServer, **kwargs: Any) -> RegistryClient:
-    session = requests.Session()
-    session.trust_env = False
-    return RegistryClient(
-        server.host_port, session=session, sleep=lambda _s: None, timeout=(1.0, 2.0), **kwargs
+_transports: list[Transport] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_transports() -> Iterator[None]:
+    yield
+    while _transports:
+        _transports.pop().close()
+
+
+def origin(server: RecordingServer) -> Origin:
+    return Origin("http", server.host, server.port)
+
+
+def client(
+    server: RecordingServer,
+    *,
+    trusted_realms: tuple[Origin, ...] = (),
+    local: tuple[RecordingServer, ...] = (),
+) -> RegistryClient:
+    """A client for ``server``; ``local`` are the other loopback servers the deployment allows (a local
+    stack's token service, say): only those may be reached at all."""
+    transport = Transport(
+        local_origins={origin(server), *(origin(s) for s in local)},
+        sleep=lambda _s: None,
+        timeout=(1.0, 2.0),
     )
+    _transports.append(transport)
+    return RegistryClient(origin(server), trusted_realms=trusted_realms, transport=transport)
 
 
 def challenge_to(realm: str) -> Reply:
@@ -119,17 +143,15 @@ def test_non_loopback_connections_really_are_blocked(other_host: RecordingServer
 
 
 @pytest.mark.parametrize(
-    ("realm", "named", "realm_hosts"),
+    ("realm", "named", "trusted"),
     [
         ("http://10.1.2.3/token", "10.1.2.3", ()),
-        ("http://10.1.2.3/token", "10.1.2.3", ("10.1.2.3", "10.1.2.3:80")),  # http is refused even if trusted
         ("https://evil.example/token", "evil.example", ()),
-        ("https://evil.example:8443/token", "evil.example:8443", ("evil.example",)),  # wrong port
+        ("https://evil.example:8443/token", "evil.example:8443", (Origin("https", "evil.example", 443),)),
+        ("https://evil.example/token", "evil.example", (Origin("http", "evil.example", 443),)),  # scheme
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254", ()),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254", ("169.254.169.254",)),
-        ("https://169.254.169.254/latest/meta-data/", "169.254.169.254", ("169.254.169.254",)),
-        ("https://[fe80::1]/token", "fe80::1", ("[fe80::1]",)),
         ("https://169.254.170.2/v2/credentials", "169.254.170.2", ()),
+        ("https://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254", ()),
         ("https://registry.example@evil.example/token", "URL", ()),
         ("ftp://127.0.0.1/token", "URL", ()),
         ("/token", "URL", ()),
@@ -140,11 +162,11 @@ def test_hostile_realm_is_refused_before_any_connection(
     lookups: list[str],
     realm: str,
     named: str,
-    realm_hosts: tuple[str, ...],
+    trusted: tuple[Origin, ...],
 ) -> None:
     registry_server.handler = lambda r: challenge_to(realm)
     with pytest.raises(UntrustedRealmError) as err:
-        client(registry_server, realm_hosts=realm_hosts).check_pull(CRED, ["acme/app:1.0"])
+        client(registry_server, trusted_realms=trusted).check_pull(CRED, ["acme/app:1.0"])
     message = str(err.value)
     assert named in message
     assert "credential was not sent" in message
@@ -155,21 +177,49 @@ def test_hostile_realm_is_refused_before_any_connection(
     assert all(host in ("127.0.0.1", registry_server.host) for host in lookups), lookups
 
 
+@pytest.mark.parametrize(
+    ("realm", "trusted", "why"),
+    [
+        # Trusted by (mis)configuration, still refused by the transport: http only to loopback literals, ...
+        ("http://10.1.2.3/token", Origin("http", "10.1.2.3", 80), "plain http"),
+        ("http://169.254.169.254/latest/meta-data/", Origin("http", "169.254.169.254", 80), "plain http"),
+        # ... and never to a metadata, link-local or numerically spelt address.
+        ("https://169.254.169.254/latest/meta-data/", Origin("https", "169.254.169.254", 443), "metadata"),
+        ("https://[::ffff:169.254.169.254]/", Origin("https", "::ffff:a9fe:a9fe", 443), "metadata"),
+        ("https://[fe80::1]/token", Origin("https", "fe80::1", 443), "link-local"),
+        ("https://2852039166/token", Origin("https", "2852039166", 443), "non-canonical"),
+    ],
+)
+def test_trusted_but_forbidden_realm_is_refused_before_any_connection(
+    registry_server: RecordingServer, lookups: list[str], realm: str, trusted: Origin, why: str
+) -> None:
+    registry_server.handler = lambda r: challenge_to(realm)
+    with pytest.raises(DestinationRefused, match=why) as err:
+        client(registry_server, trusted_realms=(trusted,)).check_pull(CRED, ["acme/app:1.0"])
+    assert PASSWORD not in str(err.value)
+    assert registry_server.paths() == ["/v2/"]
+    assert_never_received_secret(registry_server)
+    assert all(host in ("127.0.0.1", registry_server.host) for host in lookups), lookups
+
+
 def test_untrusted_realm_message_says_how_to_trust_it(registry_server: RecordingServer) -> None:
     registry_server.handler = lambda r: challenge_to("https://auth.docker.io/token")
-    with pytest.raises(
-        UntrustedRealmError, match=r"add 'auth.docker.io' to the secret's regcred:realm-hosts tag"
-    ):
+    with pytest.raises(UntrustedRealmError) as err:
         client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+    message = str(err.value)
+    assert "add 'auth.docker.io' to the deployment's allowed registry hosts" in message
+    assert "REGCRED_ALLOWED_REGISTRY_HOSTS" in message
+    assert "the secret's regcred:realm-hosts tag" in message
 
 
 def test_realm_on_another_loopback_host_is_not_trusted(
     registry_server: RecordingServer, other_host: RecordingServer
 ) -> None:
-    # Loopback allows plain http; it does not make a host trusted.
+    # A loopback destination the deployment allows (plain http) is reachable; that does not make it a
+    # trusted realm.
     registry_server.handler = lambda r: challenge_to(f"{other_host.url}/token")
     with pytest.raises(UntrustedRealmError, match=other_host.host):
-        client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+        client(registry_server, local=(other_host,)).check_pull(CRED, ["acme/app:1.0"])
     assert other_host.requests == []
 
 
@@ -194,7 +244,7 @@ def test_realm_redirect_to_another_host_drops_the_credential(
         200, [("Content-Type", "application/json")], b'{"token": "evil-token"}'
     )
 
-    check = client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+    check = client(registry_server, local=(other_host,)).check_pull(CRED, ["acme/app:1.0"])
 
     # The credential went to the trusted realm only; the other host saw no Authorization at all.
     assert [r.path for r in other_host.requests] == ["/token"]
@@ -216,7 +266,7 @@ def test_redirect_back_to_the_realm_does_not_re_add_basic(
     }.get(r.path, Reply(404))
     other_host.handler = lambda r: Reply(307, [("Location", f"{registry_server.url}/token2")])
 
-    check = client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+    check = client(registry_server, local=(other_host,)).check_pull(CRED, ["acme/app:1.0"])
 
     assert registry_server.paths() == ["/v2/", "/token", "/token2"]
     assert_never_received_secret(registry_server, allowed_paths=("/token",))
@@ -231,7 +281,8 @@ def test_same_host_other_port_is_another_origin(registry_server: RecordingServer
             "/token": Reply(301, [("Location", f"{other_port.url}/token")]),
         }.get(r.path, Reply(404))
         other_port.handler = lambda r: Reply(401)
-        client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+        check = client(registry_server, local=(other_port,)).check_pull(CRED, ["acme/app:1.0"])
+        assert [i.status for i in check.images] == [PullStatus.CREDENTIALS_REJECTED]
         assert other_port.paths() == ["/token"]
         assert_never_received_secret(other_port)
 
@@ -243,6 +294,8 @@ def test_same_host_other_port_is_another_origin(registry_server: RecordingServer
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
         "https://169.254.169.254/latest/meta-data/",
         "http://[fe80::1]/x",
+        "https://[fd00:ec2::254]/latest/meta-data/",
+        "https://2852039166/latest/meta-data/",
         "file:///etc/passwd",
     ],
 )
@@ -253,7 +306,7 @@ def test_realm_redirect_to_forbidden_target_is_refused(
         "/v2/": challenge_to(f"{registry_server.url}/token"),
         "/token": Reply(302, [("Location", target)]),
     }.get(r.path, Reply(404))
-    with pytest.raises(RegistryError, match="refusing redirect") as err:
+    with pytest.raises(DestinationRefused, match="refusing") as err:
         client(registry_server).check_pull(CRED, ["acme/app:1.0"])
     assert PASSWORD not in str(err.value)
     assert registry_server.paths() == ["/v2/", "/token"]
@@ -270,7 +323,7 @@ def test_manifest_redirect_to_another_host_drops_authorization(
     fake.install()
     other_host.handler = lambda r: Reply(200)
 
-    check = client(registry_server).check_pull(CRED, ["acme/app:1.0"])
+    check = client(registry_server, local=(other_host,)).check_pull(CRED, ["acme/app:1.0"])
 
     assert [i.status for i in check.images] == [PullStatus.OK]
     assert other_host.paths() == ["/blob"]

@@ -87,9 +87,37 @@ def test_an_aws_error_is_counted_and_logged_by_its_code(
     rotate_app: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     event = {"SecretId": "no/such/secret", "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}
-    with pytest.raises(Exception, match="ResourceNotFoundException"):
+    with pytest.raises(RotationError, match="ResourceNotFoundException"):
         rotate_app.handler(event, LambdaContext())
     out, err = capfd.readouterr()
     assert "RotationStepFailed" in out
     failed = [json.loads(line) for line in (out + err).splitlines() if '"rotation step failed"' in line]
     assert failed and failed[0]["reason"] == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ([], "JSON object"),
+        ("createSecret", "JSON object"),
+        (None, "JSON object"),
+        ({"SecretId": "", "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}, "SecretId"),
+        ({"SecretId": "s", "ClientRequestToken": "", "Step": "createSecret"}, "ClientRequestToken"),
+        ({"SecretId": "s", "ClientRequestToken": "short", "Step": "createSecret"}, "ClientRequestToken"),
+        ({"SecretId": "s", "ClientRequestToken": "../" * 20, "Step": "createSecret"}, "ClientRequestToken"),
+        ({"SecretId": "s", "ClientRequestToken": str(uuid.uuid4()), "Step": ""}, "Step"),
+        ({"SecretId": "s", "ClientRequestToken": str(uuid.uuid4()), "Step": ["createSecret"]}, "Step"),
+        ({"SecretId": {"a": 1}, "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}, "SecretId"),
+        ({"SecretId": "s\nX", "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}, "SecretId"),
+    ],
+)
+def test_malformed_rotation_events_get_one_clear_error(
+    rotate_app: Any, capfd: pytest.CaptureFixture[str], event: Any, field: str
+) -> None:
+    from regcred.errors import InvalidEvent
+
+    with pytest.raises(InvalidEvent, match=field) as caught:
+        rotate_app.handler(event, LambdaContext())
+    assert "not a Secrets Manager rotation event" in str(caught.value)
+    out, _ = capfd.readouterr()
+    assert "RotationEventInvalid" in out

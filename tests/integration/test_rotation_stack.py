@@ -139,16 +139,33 @@ def test_check_says_which_images_fail_and_exits_1(stack_env: dict[str, str], sm:
 def test_check_exits_2_when_the_registry_is_unreachable(
     stack_env: dict[str, str], sm: Any, onboarded: str
 ) -> None:
-    env = dict(stack_env)
-    # Point the check at a loopback port nobody listens on (through the secret's own value).
+    # The registry comes from configuration: the deployer allows a loopback port nobody listens on, and the
+    # secret's regcred:registry tag picks it.
+    sm.tag_resource(SecretId=onboarded, Tags=[{"Key": "regcred:registry", "Value": "127.0.0.1:9"}])
     sm.put_secret_value(
         SecretId=onboarded,
-        SecretString=json.dumps({"username": "u", "password": "p", "registry": "127.0.0.1:9"}),
+        SecretString=json.dumps({"username": "u", "password": "p-unreachable-1"}),
         VersionStages=["AWSCURRENT"],
     )
-    done = regcred(env, "check", onboarded, "--image", "127.0.0.1:9/a/b:1")
+    done = regcred(
+        stack_env, "--allow-registry-host", "http://127.0.0.1:9", "check", onboarded, "--image", "a/b:1"
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "unreachable" in done.stdout
+
+
+def test_check_refuses_a_value_that_names_another_registry(
+    stack_env: dict[str, str], sm: Any, onboarded: str
+) -> None:
+    # Whoever may write the value cannot send the credential elsewhere: nothing is sent.
+    sm.put_secret_value(
+        SecretId=onboarded,
+        SecretString=json.dumps({"username": "u", "password": "p-elsewhere-1", "registry": "127.0.0.1:9"}),
+        VersionStages=["AWSCURRENT"],
+    )
+    done = regcred(stack_env, "check", onboarded)
+    assert done.returncode != 0
+    assert "names registry '127.0.0.1:9'" in done.stderr and "nothing was minted or sent" in done.stderr
 
 
 def test_onboard_refuses_an_image_the_token_cannot_pull_and_revokes_it(

@@ -108,7 +108,13 @@ def sam(
     (Globals: AWS_ENDPOINT_URL via the AwsEndpointUrl parameter, POWERTOOLS_*; RemediateFunction:
     REGCRED_COALESCE_TABLE, REGCRED_TOPIC_ARN, REGCRED_COOLDOWN, REGCRED_RESUBMIT, ...)."""
     env_vars = {
-        "Parameters": {"AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"], "POWERTOOLS_LOG_LEVEL": "INFO"},
+        "Parameters": {
+            "AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            # The deployment allow-lists (template parameters AllowedRegistryHosts / AllowedApiHosts).
+            "REGCRED_ALLOWED_REGISTRY_HOSTS": env["REGCRED_ALLOWED_REGISTRY_HOSTS"],
+            "REGCRED_ALLOWED_API_HOSTS": env["REGCRED_ALLOWED_API_HOSTS"],
+        },
         "RemediateFunction": {
             "REGCRED_COALESCE_TABLE": aws["coalesce_table"],
             "REGCRED_TOPIC_ARN": aws["topic_arn"],
@@ -157,7 +163,7 @@ def admin_secret(aws: dict[str, Any], env: dict[str, str]) -> str:
                 "password": env["REGCRED_DOCKERHUB_ADMIN_TOKEN"],
             }
         ),
-        Tags=[{"Key": config.ADMIN_MARK, "Value": "true"}],
+        Tags=[{"Key": config.ADMIN_MARK, "Value": "true"}, {"Key": config.ADMIN_FOR, "Value": "sam-*"}],
     )
     return name
 

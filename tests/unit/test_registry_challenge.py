@@ -3,8 +3,11 @@ and error messages that never quote a secret."""
 
 from __future__ import annotations
 
+import json
 import random
 import string
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,7 @@ from regcred.registry import (
     ImageRef,
     parse_www_authenticate,
 )
+from regcred.registry.challenge import bearer_error, redact_header
 
 SECRET = "Zq9SECRETvalue7"  # never allowed in an error message
 
@@ -291,10 +295,125 @@ def test_parser_is_fast_on_pathological_input() -> None:
     import time
 
     started = time.perf_counter()
-    for header in ['"' * 16000, "\\" * 16000, "a=" * 8000, "Basic " + "a," * 7000 + '"', "B " + "=" * 16000]:
+    for header in [
+        '"' * 16000,
+        "\\" * 16000,
+        "a=" * 8000,
+        "Basic " + "a," * 7000 + '"',
+        "B " + "=" * 16000,
+        "Basic realm=" + "/" * 16000 + " x",
+        "Basic r=/," * 1600 + "=",
+    ]:
         with pytest.raises(ChallengeParseError):
             parse_www_authenticate(header)
     assert time.perf_counter() - started < 1.0
+
+
+# --- other projects' cases, and what real registries send (tests/unit/data/challenges.json) ----------
+
+CORPUS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "challenges.json").read_text())[
+    "cases"
+]
+REAL_REGISTRY = [c for c in CORPUS if c.get("real_registry")]
+
+
+def _corpus_id(case: dict[str, Any]) -> str:
+    text = " | ".join(case["headers"]).encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _used(challenges: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The challenge a pull answers: Bearer if any, else Basic. Docker's authorizer tries its token handler
+    before its basic one; regcred's check takes the same order (RegistryClient._challenge_flow)."""
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge["scheme"] == scheme:
+                return challenge
+    return None
+
+
+def test_corpus_is_sourced() -> None:
+    assert len(CORPUS) >= 60
+    assert len(REAL_REGISTRY) >= 20
+    for case in CORPUS:
+        assert case["source"] and isinstance(case["headers"], list), case
+        assert "docker" in case and "containerd" in case and "regcred" in case, case
+        # Every difference from Docker is explained.
+        if not case.get("note"):
+            assert isinstance(case["regcred"], list), case
+            assert [(c["scheme"], c["params"]) for c in case["regcred"]] == [
+                (c["scheme"], c["params"]) for c in case["docker"]
+            ], case
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=_corpus_id)
+def test_corpus_header(case: dict[str, Any]) -> None:
+    expected = case["regcred"]
+    if isinstance(expected, dict):
+        assert expected == {"error": True}
+        with pytest.raises(ChallengeParseError, match="WWW-Authenticate"):
+            parse_www_authenticate(case["headers"])
+        return
+    assert parse_www_authenticate(case["headers"]) == [
+        Challenge(c["scheme"], c["params"], c.get("token68")) for c in expected
+    ]
+
+
+@pytest.mark.parametrize("case", REAL_REGISTRY, ids=_corpus_id)
+def test_real_registry_header_reads_as_docker_reads_it(case: dict[str, Any]) -> None:
+    parsed = [{"scheme": c.scheme, "params": c.params} for c in parse_www_authenticate(case["headers"])]
+    mine, docker = _used(parsed), _used(case["docker"])
+    assert mine is not None and docker is not None
+    assert mine["scheme"] == docker["scheme"]
+    for name in ("realm", "service", "scope"):
+        if name == "realm" and mine["scheme"] == "basic" and "realm" not in docker["params"]:
+            continue  # `Basic realm=/`: Docker drops a value it cannot read; Basic needs no realm
+        # Docker drops an empty value (OCIR's scope=""): empty and absent are the same request.
+        assert (mine["params"].get(name) or None) == (docker["params"].get(name) or None), name
+
+
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        (
+            'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",error="insufficient_scope"',
+            "insufficient_scope",
+        ),
+        (
+            'Bearer realm="https://r/token",service=registry,scope="repository:a:pull",error=invalid_token',
+            "invalid_token",
+        ),
+        ('Basic realm="x", Bearer realm="https://r/token",error="insufficient_scope"', "insufficient_scope"),
+        ('Basic realm="x",error="insufficient_scope"', None),
+        ('Bearer realm="https://r/token",error="Insufficient Scope"', None),
+        ('Bearer realm="https://r/token",error="x", error="y"', None),
+        ('Bearer realm="https://r/token"', None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_error(header: str | None, error: str | None) -> None:
+    assert bearer_error(header) == error
+
+
+def test_unquoted_slash_is_accepted_but_unquoted_urls_are_not() -> None:
+    assert one("Basic realm=/").params == {"realm": "/"}
+    assert one("Bearer realm=/token, service=a/b").params == {"realm": "/token", "service": "a/b"}
+    for header in ("Bearer realm=https://r.example/token", "Bearer realm=a:b", "Bearer realm=/a?b"):
+        with pytest.raises(ChallengeParseError):
+            parse_www_authenticate(header)
+
+
+def test_redact_header_shows_vocabulary_and_safe_values_only() -> None:
+    shown = redact_header(
+        f'Bearer realm="https://u:{SECRET}@r.example/t?sig={SECRET}",service="r.example",token="{SECRET}"'
+    )
+    assert SECRET not in shown
+    assert shown.startswith('\'Bearer realm="https://<redacted>@r.example/t?<redacted>"')
+    assert 'service="r.example"' in shown
+    assert "token=<redacted>" in shown
+    assert redact_header(f"Basic {SECRET}==") == "'Basic <redacted>=<redacted>'"
+    assert len(redact_header("Basic realm=" + "x" * 5000, limit=100)) < 140
 
 
 # --- Credential -------------------------------------------------------------------------------------

@@ -1,18 +1,28 @@
-"""RegistryClient.check_pull against real HTTP servers on 127.0.0.1 (no mocks of requests)."""
+"""RegistryClient.check_pull against real HTTP servers on 127.0.0.1 (no mocks of the HTTP stack).
+
+The client talks through regcred's transport (`regcred.http.transport.Transport`): retries, Retry-After and
+redirects are the transport's, the registry and its trusted token realms are `Origin`s from configuration.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
-import requests
+from urllib3.util import Retry
 
-from regcred.errors import RegistryError, UntrustedRealmError
+from regcred.errors import ConfigurationError, DestinationRefused, RegistryError, UntrustedRealmError
+from regcred.hosts import Origin
+from regcred.http.deadline import Deadline
+from regcred.http.transport import IDEMPOTENT_METHODS, Transport
 from regcred.registry import (
+    DOCKER_HUB,
     MANIFEST_MEDIA_TYPES,
     Credential,
     ImageCheck,
@@ -20,7 +30,9 @@ from regcred.registry import (
     PullCheck,
     PullStatus,
     RegistryClient,
+    registry_name,
 )
+from regcred.routing import Deployment, parse_origin
 from tests.registry_servers import (
     FakeTokenRegistry,
     LoggedRequest,
@@ -37,6 +49,15 @@ PASSWORD = "dckr_pat_S3cretPassw0rd"
 CRED = Credential(USER, PASSWORD)
 DIGEST = "sha256:" + "cd" * 32
 
+_transports: list[Transport] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_transports() -> Iterator[None]:
+    yield
+    while _transports:
+        _transports.pop().close()
+
 
 @pytest.fixture
 def server() -> Iterator[RecordingServer]:
@@ -49,12 +70,53 @@ def waits() -> list[float]:
     return []
 
 
-def client_for(server: RecordingServer, waits: list[float], **kwargs: object) -> RegistryClient:
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment in tests
-    options: dict[str, object] = {"session": session, "sleep": waits.append, "timeout": (1.0, 2.0)}
-    options.update(kwargs)
-    return RegistryClient(server.host_port, **options)  # type: ignore[arg-type]
+def origin_of(server: RecordingServer) -> Origin:
+    return Origin("http", server.host, server.port)
+
+
+def retry_policy(attempts: int) -> Retry:
+    """The transport's default retry policy, with ``attempts`` attempts in all."""
+    n = attempts - 1
+    return Retry(
+        total=n,
+        connect=n,
+        read=n,
+        status=n,
+        other=0,
+        redirect=False,
+        allowed_methods=IDEMPOTENT_METHODS,
+        status_forcelist=frozenset({502, 503, 504}),
+        backoff_factor=0.25,
+        backoff_max=4.0,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def transport_for(
+    *local_origins: Origin, waits: list[float] | None = None, max_attempts: int = 3, **options: Any
+) -> Transport:
+    settings: dict[str, Any] = {"timeout": (1.0, 2.0), "retry": retry_policy(max_attempts)}
+    if waits is not None:
+        settings["sleep"] = waits.append
+    settings.update(options)
+    transport = Transport(local_origins=local_origins, **settings)
+    _transports.append(transport)
+    return transport
+
+
+def client_for(
+    server: RecordingServer,
+    waits: list[float],
+    *,
+    trusted_realms: tuple[Origin, ...] = (),
+    local_origins: tuple[Origin, ...] = (),
+    clock: Callable[[], float] = time.monotonic,
+    **options: Any,
+) -> RegistryClient:
+    origin = origin_of(server)
+    transport = transport_for(origin, *local_origins, waits=waits, **options)
+    return RegistryClient(origin, trusted_realms=trusted_realms, transport=transport, clock=clock)
 
 
 def registry(server: RecordingServer, mode: str = "bearer", **kwargs: object) -> FakeTokenRegistry:
@@ -93,6 +155,7 @@ def test_basic_flow_ok(server: RecordingServer, waits: list[float]) -> None:
     assert (head.method, head.path) == ("HEAD", "/v2/acme/app/manifests/1.0")
     assert head.header("Authorization") == basic_header(USER, PASSWORD)
     assert [t.strip() for t in (head.header("Accept") or "").split(",")] == list(MANIFEST_MEDIA_TYPES)
+    assert (head.header("User-Agent") or "").startswith("regcred/")
     assert waits == []
 
 
@@ -178,7 +241,6 @@ def test_token_endpoint_rejects_credentials(server: RecordingServer, waits: list
 
 def test_token_endpoint_403_is_rejected_too(server: RecordingServer, waits: list[float]) -> None:
     fake = registry(server)
-    fake.token_body = None
     original = fake.handle
 
     def handle(request: LoggedRequest) -> Reply:
@@ -228,8 +290,7 @@ def test_token_expiry_defaults_to_60_seconds_and_is_refreshed(
         return real_manifest(request)
 
     fake.manifest_override = slow_manifest
-    client = client_for(server, waits)
-    client._clock = lambda: now[0]
+    client = client_for(server, waits, clock=lambda: now[0])
     check = client.check_pull(CRED, ["acme/app:1.0", "acme/other:2", f"acme/app@{DIGEST}"])
     assert check.ok
     assert len(server.paths("GET")) == 1 + 2  # /v2/ and a second token once the first one aged
@@ -269,6 +330,17 @@ def test_huge_token_response_is_refused(server: RecordingServer, waits: list[flo
     registry(server, token_body=lambda token: json.dumps({"token": token, "pad": "x" * 2_000_000}).encode())
     check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0"])
     assert statuses(check) == [PullStatus.UNREACHABLE]
+    assert "over" in check.images[0].detail and "bytes" in check.images[0].detail
+    assert server.paths("HEAD") == []
+
+
+def test_huge_manifest_headers_are_unreachable_not_a_crash(
+    server: RecordingServer, waits: list[float]
+) -> None:
+    registry(server, extra_headers=[(f"X-Filler-{i}", "f" * 1000) for i in range(90)])
+    check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0", "acme/other:2"])
+    assert statuses(check) == [PullStatus.UNREACHABLE] * 2
+    assert "headers over" in check.images[0].detail
 
 
 def test_anonymous_v2_then_challenge_on_manifest(server: RecordingServer, waits: list[float]) -> None:
@@ -281,13 +353,56 @@ def test_anonymous_v2_then_challenge_on_manifest(server: RecordingServer, waits:
     assert server.paths().count("/token") == 1
 
 
-def test_anonymous_registry(server: RecordingServer, waits: list[float]) -> None:
-    registry(server, anonymous_repositories={"acme/app"}, manifests={("acme/app", "1.0")})
+# --- open registries: what pulls without credentials proves nothing -----------------------------------
+
+
+def test_anonymous_registry_is_open_not_ok(server: RecordingServer, waits: list[float]) -> None:
     server.handler = sequence(Reply(200), Reply(200), Reply(404))
     check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0", "acme/app:2.0"])
-    assert statuses(check) == [PullStatus.OK, PullStatus.NOT_FOUND]
-    assert check.images[0].detail == "manifest found anonymously (credential not exercised)"
+    assert statuses(check) == [PullStatus.OPEN, PullStatus.NOT_FOUND]
+    assert check.images[0].detail == "manifest served without credentials (the credential was not exercised)"
+    assert check.images[0].http_status == 200
+    assert not check.ok
     assert all(r.header("Authorization") is None for r in server.requests)
+
+
+def test_a_check_where_every_image_is_open_is_not_ok(server: RecordingServer, waits: list[float]) -> None:
+    server.handler = lambda r: Reply(200)
+    check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0", "acme/other:2"])
+    assert statuses(check) == [PullStatus.OPEN] * 2
+    assert not check.ok and check.unproven and not check.failed and not check.could_not_check
+    assert "acme/app:1.0: open" in check.summary()
+
+
+def test_anonymous_check_of_an_open_registry_is_ok(server: RecordingServer, waits: list[float]) -> None:
+    # Asked anonymously, an open image is simply one that pulls.
+    server.handler = lambda r: Reply(200)
+    check = client_for(server, waits).check_pull(None, ["acme/app:1.0"])
+    assert statuses(check) == [PullStatus.OK] and check.ok
+
+
+def test_prove_marks_images_that_also_pull_anonymously(server: RecordingServer, waits: list[float]) -> None:
+    registry(
+        server,
+        anonymous_repositories={"acme/public"},
+        manifests={("acme/app", "1.0"), ("acme/public", "latest")},
+    )
+    client = client_for(server, waits)
+    assert statuses(client.check_pull(CRED, ["acme/app:1.0", "acme/public"])) == [PullStatus.OK] * 2
+
+    check = client.check_pull(CRED, ["acme/app:1.0", "acme/public"], prove=True)
+
+    assert statuses(check) == [PullStatus.OK, PullStatus.OPEN]
+    assert "without credentials" in check.images[1].detail
+    assert check.ok  # the credential was needed for acme/app
+    only_public = client.check_pull(CRED, ["acme/public"], prove=True)
+    assert statuses(only_public) == [PullStatus.OPEN]
+    assert not only_public.ok and only_public.unproven
+    # The anonymous pass really was anonymous.
+    anonymous_tokens = [
+        r for r in server.requests if r.path == "/token" and r.header("Authorization") is None
+    ]
+    assert anonymous_tokens
 
 
 def test_duplicate_images_are_checked_once(server: RecordingServer, waits: list[float]) -> None:
@@ -297,16 +412,27 @@ def test_duplicate_images_are_checked_once(server: RecordingServer, waits: list[
     assert len(server.paths("HEAD")) == 2
 
 
-def test_session_auth_is_never_used(server: RecordingServer, waits: list[float]) -> None:
-    registry(server, anonymous_repositories={"acme/app"}, manifests={("acme/app", "1.0")})
-    session = requests.Session()
-    session.trust_env = False
-    session.auth = ("session-user", "session-password")
-    session.headers["Authorization"] = "Basic c2Vzc2lvbg=="
-    server.handler = sequence(Reply(200))
-    client = RegistryClient(server.host_port, session=session, sleep=waits.append)
-    assert client.check_pull(None, ["acme/app:1.0"]).ok
-    assert all(r.header("Authorization") is None for r in server.requests)
+def test_environment_proxies_and_netrc_are_never_used(
+    server: RecordingServer, waits: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What requests' Session took from the environment (proxies, ~/.netrc) has no way into the transport.
+    with RecordingServer("127.0.0.2") as proxy:
+        netrc = tmp_path / ".netrc"
+        netrc.write_text(f"machine {server.host} login netrc-user password netrc-password-41\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("NETRC", str(netrc))
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        registry(server, anonymous_repositories={"acme/app"}, manifests={("acme/app", "1.0")})
+        server.handler = sequence(Reply(200))
+        check = client_for(server, waits).check_pull(None, ["acme/app:1.0"])
+        assert check.ok
+        assert server.paths() == ["/v2/", "/v2/acme/app/manifests/1.0"]
+        assert all(r.header("Authorization") is None for r in server.requests)
+        assert proxy.requests == []
 
 
 # --- status mapping, rate limits and retries --------------------------------------------------------
@@ -357,6 +483,16 @@ def test_retry_after_over_the_cap_is_not_waited_for(server: RecordingServer, wai
     assert "retry after 3600 s" in check.images[0].detail
     assert waits == []
     assert len(server.paths("HEAD")) == 1
+
+
+def test_retry_after_beyond_the_checks_deadline_is_not_waited_for(
+    server: RecordingServer, waits: list[float]
+) -> None:
+    fake = registry(server)
+    fake.manifest_override = sequence(Reply(429, [("Retry-After", "15")]), Reply(200))
+    check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0"], deadline=Deadline(5))
+    assert statuses(check) == [PullStatus.RATE_LIMITED]
+    assert waits == []
 
 
 def test_retry_after_http_date(server: RecordingServer, waits: list[float]) -> None:
@@ -424,16 +560,14 @@ def test_rate_limited_probe(server: RecordingServer, waits: list[float]) -> None
 
 
 def test_connection_refused_is_unreachable_with_bounded_attempts(waits: list[float]) -> None:
-    port = closed_port()
-    session = requests.Session()
-    session.trust_env = False
-    client = RegistryClient(f"127.0.0.1:{port}", session=session, sleep=waits.append, max_attempts=3)
+    origin = Origin("http", "127.0.0.1", closed_port())
+    client = RegistryClient(origin, transport=transport_for(origin, waits=waits, max_attempts=3))
     started = time.monotonic()
     check = client.check_pull(CRED, ["acme/app:1.0", "acme/other:2"])
     assert statuses(check) == [PullStatus.UNREACHABLE] * 2
     assert "connection failed after 3 attempt(s)" in check.images[0].detail
     assert len(waits) == 2  # 3 attempts, 2 backoffs, for the whole check (not per image)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # the backoffs were recorded, not slept
     assert_no_secret(check)
 
 
@@ -447,6 +581,22 @@ def test_read_timeout_is_unreachable(server: RecordingServer, waits: list[float]
     assert statuses(check) == [PullStatus.UNREACHABLE]
     assert "read timeout" in check.images[0].detail
     assert len(waits) == 1
+
+
+def test_the_check_deadline_bounds_a_slow_registry(server: RecordingServer) -> None:
+    def slow(_: LoggedRequest) -> Reply:
+        time.sleep(0.5)
+        return Reply(401, [("WWW-Authenticate", 'Basic realm="r"')])
+
+    server.handler = slow
+    origin = origin_of(server)
+    client = RegistryClient(
+        origin, transport=transport_for(origin, max_attempts=20, timeout=(1.0, 0.4), sleep=time.sleep)
+    )
+    started = time.monotonic()
+    check = client.check_pull(CRED, ["acme/app:1.0", "acme/other:2"], deadline=Deadline(1.0))
+    assert statuses(check) == [PullStatus.UNREACHABLE] * 2
+    assert time.monotonic() - started < 6
 
 
 @pytest.mark.parametrize(
@@ -471,6 +621,7 @@ def test_401_without_challenge_is_protocol_error(server: RecordingServer, waits:
     server.handler = lambda r: Reply(401)
     check = client_for(server, waits).check_pull(CRED, ["acme/app:1.0"])
     assert statuses(check) == [PullStatus.UNREACHABLE]
+    assert "without challenge" in check.images[0].detail
 
 
 def test_not_a_registry(server: RecordingServer, waits: list[float]) -> None:
@@ -499,46 +650,102 @@ def test_same_origin_redirect_keeps_basic_auth(server: RecordingServer, waits: l
 
     server.handler = handle
     assert client_for(server, waits).check_pull(CRED, ["acme/app:old"]).ok
+    followed = [r for r in server.requests if r.path == "/v2/acme/app/manifests/1.0"]
+    assert [r.header("Authorization") for r in followed] == [basic_header(USER, PASSWORD)]
 
 
 # --- configuration and refusals ---------------------------------------------------------------------
 
 
-def test_plain_http_to_non_loopback_registry_is_refused() -> None:
-    for registry_url in ("http://10.0.0.5:5000", "http://ghcr.io", "http://[fe80::1]"):
-        with pytest.raises(RegistryError, match="http"):
-            RegistryClient(registry_url)
+@pytest.mark.parametrize(
+    "origin",
+    [Origin("http", "10.0.0.5", 5000), Origin("http", "ghcr.io", 80), Origin("http", "fe80::1", 80)],
+)
+def test_plain_http_to_non_loopback_registry_is_refused(origin: Origin) -> None:
+    # Configuration never yields such an origin ...
+    with pytest.raises(ConfigurationError, match="plain http"):
+        parse_origin(origin.url(), what="REGCRED_ALLOWED_REGISTRY_HOSTS")
+    # ... and the transport refuses it anyway, before resolving or connecting.
+    calls: list[tuple[str, int]] = []
+    transport = transport_for(origin, resolver=lambda host, port: calls.append((host, port)) or [])
+    with pytest.raises(DestinationRefused, match="plain http"):
+        RegistryClient(origin, transport=transport).check_pull(CRED, ["acme/app:1.0"])
+    assert calls == []
 
 
 @pytest.mark.parametrize(
-    ("given", "registry_name"),
+    ("given", "name"),
     [
         ("ghcr.io", "ghcr.io"),
         ("https://ghcr.io/", "ghcr.io"),
         ("https://GHCR.io:443", "ghcr.io"),
-        ("docker.io", "registry-1.docker.io"),
-        ("index.docker.io", "registry-1.docker.io"),
+        ("ghcr.io:8443", "ghcr.io:8443"),
         ("127.0.0.1:5000", "127.0.0.1:5000"),
-        ("http://localhost:5000", "localhost:5000"),
+        ("http://127.0.0.1:5000", "127.0.0.1:5000"),
+        ("http://127.0.0.1:80", "127.0.0.1"),
         ("https://localhost:5000", "localhost:5000"),
         ("[::1]:5000", "[::1]:5000"),
+        ("http://[::1]:5000", "[::1]:5000"),
     ],
 )
-def test_registry_names(given: str, registry_name: str) -> None:
-    assert RegistryClient(given).registry == registry_name
+def test_registry_names(given: str, name: str) -> None:
+    origin = parse_origin(given, what="REGCRED_ALLOWED_REGISTRY_HOSTS")
+    assert registry_name(origin) == name
+    assert RegistryClient(origin).registry == name
+
+
+def test_docker_hub_names_are_one_registry() -> None:
+    client = RegistryClient(Origin("https", DOCKER_HUB, 443))
+    assert client.registry == "registry-1.docker.io"
+    refs = client.resolve_images(
+        ["alpine", "docker.io/library/alpine", "index.docker.io/library/alpine:3", "acme/app"]
+    )
+    assert [str(r) for r in refs] == [
+        "registry-1.docker.io/library/alpine:latest",
+        "registry-1.docker.io/library/alpine:latest",
+        "registry-1.docker.io/library/alpine:3",
+        "registry-1.docker.io/acme/app:latest",
+    ]
+
+
+@pytest.mark.parametrize("bad", ["", "ftp://x", "https://u:p@ghcr.io", "ghcr.io/path", "ghcr.io:0"])
+def test_invalid_registries(bad: str) -> None:
+    with pytest.raises(ConfigurationError):
+        parse_origin(bad, what="REGCRED_ALLOWED_REGISTRY_HOSTS")
+
+
+def test_a_registry_must_be_an_origin() -> None:
+    with pytest.raises(TypeError, match="Origin"):
+        RegistryClient("ghcr.io")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "ftp://x", "https://u:p@ghcr.io", "ghcr.io/path", "ghcr.io:0", "169.254.169.254"]
+    "origin",
+    [
+        Origin("https", "169.254.169.254", 443),
+        Origin("https", "fd00:ec2::254", 443),
+        Origin("https", "2852039166", 443),
+    ],
 )
-def test_invalid_registries(bad: str) -> None:
-    with pytest.raises(RegistryError):
-        RegistryClient(bad)
+def test_metadata_registry_is_refused_before_any_connection(origin: Origin) -> None:
+    calls: list[tuple[str, int]] = []
+    transport = transport_for(origin, resolver=lambda host, port: calls.append((host, port)) or [])
+    with pytest.raises(DestinationRefused, match="refusing"):
+        RegistryClient(origin, transport=transport).check_pull(CRED, ["acme/app:1.0"])
+    assert calls == []
 
 
 def test_userinfo_in_registry_url_is_not_echoed() -> None:
-    with pytest.raises(RegistryError) as err:
-        RegistryClient(f"https://{USER}:{PASSWORD}@ghcr.io")
+    # The first line of defence is the transport's: it never quotes user info, even for a value nothing
+    # remembered as a secret.
+    fresh = "ui-Unremembered-Passw0rd-5150"
+    transport = transport_for()
+    with pytest.raises(DestinationRefused) as refused:
+        transport.request("GET", f"https://{USER}:{fresh}@ghcr.io/v2/", deadline=Deadline(5))
+    assert fresh not in str(refused.value) and USER not in str(refused.value)
+    # Configuration refuses it too; its message is scrubbed of every known secret.
+    with pytest.raises(ConfigurationError) as err:
+        parse_origin(f"https://{USER}:{PASSWORD}@ghcr.io", what="REGCRED_ALLOWED_REGISTRY_HOSTS")
     assert PASSWORD not in str(err.value)
 
 
@@ -571,31 +778,46 @@ def test_username_with_colon_is_refused(server: RecordingServer, waits: list[flo
     assert server.requests == []
 
 
-def test_realm_on_another_port_needs_realm_hosts(waits: list[float]) -> None:
+def test_realm_on_another_port_needs_to_be_trusted(waits: list[float]) -> None:
     with RecordingServer() as reg, RecordingServer() as auth:
         token_server = FakeTokenRegistry(auth, users={USER: PASSWORD}, grants={USER: {"acme/app"}}).install()
         fake = registry(reg, realm=f"{auth.url}/token")
         fake.issued = token_server.issued  # the registry accepts what the token server issues
+        auth_origin = origin_of(auth)
         with pytest.raises(UntrustedRealmError) as err:
-            client_for(reg, waits).check_pull(CRED, ["acme/app:1.0"])
+            client_for(reg, waits, local_origins=(auth_origin,)).check_pull(CRED, ["acme/app:1.0"])
         message = str(err.value)
         assert auth.host_port in message and "regcred:realm-hosts" in message
+        assert "REGCRED_ALLOWED_REGISTRY_HOSTS" in message
         assert PASSWORD not in message
         assert auth.requests == []
-        # A bare host means the default port (80 for http): still not this realm.
+        # The same host on its default port is another origin: still not this realm.
+        default_port = Origin("http", "127.0.0.1", 80)
         with pytest.raises(UntrustedRealmError):
-            client_for(reg, waits, realm_hosts=["127.0.0.1"]).check_pull(CRED, ["acme/app:1.0"])
+            client_for(reg, waits, trusted_realms=(default_port,), local_origins=(auth_origin,)).check_pull(
+                CRED, ["acme/app:1.0"]
+            )
         assert auth.requests == []
-        check = client_for(reg, waits, realm_hosts=[auth.host_port]).check_pull(CRED, ["acme/app:1.0"])
+        trusted = client_for(reg, waits, trusted_realms=(auth_origin,), local_origins=(auth_origin,))
+        check = trusted.check_pull(CRED, ["acme/app:1.0"])
         assert check.ok
         assert [r.path for r in auth.requests] == ["/token"]
 
 
-def test_realm_hosts_as_tag_string(waits: list[float]) -> None:
-    client = RegistryClient("ghcr.io", realm_hosts="auth.example, other.example:8443")
-    assert client._realm_hosts == frozenset({("auth.example", None), ("other.example", 8443)})
-    with pytest.raises(RegistryError, match="invalid realm host"):
-        RegistryClient("ghcr.io", realm_hosts=["https://auth.example/token"])
+def test_trusted_realms_from_the_deployment_allow_list() -> None:
+    deployment = Deployment.from_env({"REGCRED_ALLOWED_REGISTRY_HOSTS": "auth.example, other.example:8443"})
+    assert deployment.registry_hosts == frozenset(
+        {Origin("https", "auth.example", 443), Origin("https", "other.example", 8443)}
+    )
+    client = RegistryClient(Origin("https", "ghcr.io", 443), trusted_realms=deployment.registry_hosts)
+    assert (
+        client._check_realm("https://other.example:8443/token?x=1#f")
+        == "https://other.example:8443/token?x=1"
+    )
+    with pytest.raises(UntrustedRealmError):
+        client._check_realm("https://other.example/token")  # port 443: not the trusted origin
+    with pytest.raises(ConfigurationError, match="not a host"):
+        Deployment.from_env({"REGCRED_ALLOWED_REGISTRY_HOSTS": "https://auth.example/token"})
 
 
 def test_pull_check_properties() -> None:
@@ -609,6 +831,12 @@ def test_pull_check_properties() -> None:
     assert PullCheck("r", (image(PullStatus.UNREACHABLE),)).could_not_check
     assert PullCheck("r", (image(PullStatus.CREDENTIALS_REJECTED),)).credentials_rejected
     assert not PullCheck("r", (image(PullStatus.NO_ACCESS), image(PullStatus.NOT_FOUND))).could_not_check
+    # Open images pull but prove nothing: ok only when the credential was exercised for at least one.
+    assert PullCheck("r", (image(PullStatus.OK), image(PullStatus.OPEN))).ok
+    only_open = PullCheck("r", (image(PullStatus.OPEN), image(PullStatus.OPEN)))
+    assert not only_open.ok and only_open.unproven
+    assert not PullCheck("r", (image(PullStatus.OK), image(PullStatus.OPEN))).unproven
+    assert not PullCheck("r", ()).unproven
 
 
 def test_empty_image_list(server: RecordingServer, waits: list[float]) -> None:
@@ -617,6 +845,24 @@ def test_empty_image_list(server: RecordingServer, waits: list[float]) -> None:
     assert server.requests == []
 
 
-def test_client_owns_and_closes_its_session() -> None:
-    with RegistryClient("ghcr.io") as client:
+def test_client_owns_and_closes_only_its_own_transport(server: RecordingServer) -> None:
+    registry(server, "basic")
+    with RegistryClient(origin_of(server)) as client:
+        assert client.check_pull(CRED, ["acme/app:1.0"]).ok
+        owned = client._transport
+        assert owned._pools
+    assert owned._pools == {}
+    shared = transport_for(origin_of(server))
+    with RegistryClient(origin_of(server), transport=shared) as client:
+        assert client.check_pull(CRED, ["acme/app:1.0"]).ok
+    assert shared._pools  # the caller's transport stays open
+
+
+def test_a_remote_registry_is_never_a_local_destination() -> None:
+    # The transport a client makes for itself lets only a loopback registry reach loopback addresses.
+    with RegistryClient(Origin("https", "ghcr.io", 443)) as client:
         assert client.registry == "ghcr.io"
+        assert client._transport.local_origins == frozenset()
+    local = Origin("http", "127.0.0.1", 5000)
+    with RegistryClient(local) as client:
+        assert client._transport.local_origins == frozenset({local})

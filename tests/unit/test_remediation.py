@@ -18,15 +18,18 @@ from moto import mock_aws
 from regcred import config
 from regcred.coalesce import Coalescer
 from regcred.events import failure_of, parse_event
+from regcred.hosts import Origin
 from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
 from regcred.remediation import Diagnosis, Remediator, Settings, tag_value
 from regcred.rotation import CURRENT
+from regcred.routing import Deployment, Routing
 from regcred.secret import SecretValue, parse, render
 from tests.aws_setup import assume_role_policy, batch_queue
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGISTRY = "registry.example.test"
 IMAGE = f"{REGISTRY}/acme/app:1.0"
+DEPLOYMENT = Deployment(registry_hosts=frozenset({Origin("https", REGISTRY, 443)}))
 
 
 def load(name: str) -> dict[str, Any]:
@@ -40,13 +43,21 @@ class Registry:
         self.live: set[str] = set()
         self.status_for_live = PullStatus.OK
         self.calls: list[str] = []
+        self.routes: list[Routing] = []
 
     def __call__(
-        self, registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
+        self,
+        route: Routing,
+        credential: Credential,
+        images: Sequence[str],
+        *,
+        deadline: Any = None,
+        prove: bool = False,
     ) -> PullCheck:
         self.calls.append(credential.password)
+        self.routes.append(route)
         status = self.status_for_live if credential.password in self.live else PullStatus.CREDENTIALS_REJECTED
-        return PullCheck(registry, tuple(ImageCheck(i, status, status.value) for i in images))
+        return PullCheck(route.registry_name, tuple(ImageCheck(i, status, status.value) for i in images))
 
 
 @pytest.fixture
@@ -94,6 +105,7 @@ def managed_secret(
     tags = [
         {"Key": config.MANAGED, "Value": "true"},
         {"Key": config.PROVIDER, "Value": "dockerhub"},
+        {"Key": config.REGISTRY, "Value": REGISTRY},
         {"Key": config.IMAGES, "Value": IMAGE},
         {"Key": config.GRACE, "Value": "24h"},
     ]
@@ -154,6 +166,7 @@ def remediator(
         sns=aws["sns"],
         coalescer=Coalescer(aws["dynamodb"] if table else None, table, 900),
         check=registry,
+        deployment=DEPLOYMENT,
         settings=Settings(topic_arn=aws["topic"], resubmit=resubmit),
         start_rotation=rotations,
     )
@@ -424,3 +437,85 @@ def test_starting_a_rotation_leaves_the_labels_to_the_rotation_function(aws: dic
     before = aws["secretsmanager"].describe_secret(SecretId=arn)["VersionIdsToStages"]
     handle(remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn))
     assert aws["secretsmanager"].describe_secret(SecretId=arn)["VersionIdsToStages"] == before
+
+
+# -- the trust boundary ------------------------------------------------------------------------------
+
+
+def test_a_job_image_on_another_host_never_receives_the_credential(aws: dict[str, Any]) -> None:
+    # Given a job definition (registered by someone less trusted) pointing a managed secret at another host
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    outcome = handle(
+        r, event_for("remediate_batch_auth_failure.json", arn, image="attacker.example/acme/app:1")
+    )
+    # Then the probe went to the secret's configured registry, with the secret's own probe image
+    assert registry.routes and {route.registry.host for route in registry.routes} == {REGISTRY}
+    assert outcome.diagnosis == "rotation_started"
+    assert outcome.tagged
+
+
+def test_an_unmanaged_secret_is_never_probed(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    sm = aws["secretsmanager"]
+    arn = sm.create_secret(Name="team/unmanaged", SecretString=render(SecretValue("u", "some-password-1")))[
+        "ARN"
+    ]
+    r = remediator(aws, registry, rotations)
+    event = event_for("remediate_batch_auth_failure.json", arn)
+    outcome = handle(r, event)
+    assert outcome.diagnosis == "secret_unmanaged"
+    assert registry.calls == [] and rotations.started == []
+    assert job_tags(aws, event)["regcred:diagnosis"] == "secret_unmanaged"
+
+
+def test_a_secret_iam_will_not_describe_is_unmanaged_and_still_tagged(aws: dict[str, Any]) -> None:
+    # The function's IAM allows DescribeSecret only on secrets tagged regcred:managed=true.
+    from botocore.exceptions import ClientError
+
+    registry, rotations = Registry(), Rotations()
+    r = remediator(aws, registry, rotations)
+    real = r.sm.describe_secret
+
+    def denied(**kwargs: Any) -> Any:
+        if "unmanaged" in kwargs["SecretId"]:
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "DescribeSecret"
+            )
+        return real(**kwargs)
+
+    r.sm.describe_secret = denied
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team/unmanaged-AbCdEf"
+    auth = event_for("remediate_batch_auth_failure.json", secret)
+    retrieval = event_for("remediate_batch_secret_access_denied.json", secret)
+    retrieval["detail"]["container"]["executionRoleArn"] = "arn:aws:iam::123456789012:role/exec"
+    assert handle(r, auth).diagnosis == "secret_unmanaged"
+    assert handle(r, retrieval).diagnosis == "secret_unmanaged"
+    assert job_tags(aws, auth)["regcred:diagnosis"] == "secret_unmanaged"
+    assert job_tags(aws, retrieval)["regcred:diagnosis"] == "secret_unmanaged"
+    assert registry.calls == []
+
+
+def test_an_unparseable_image_does_not_stop_the_event(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    event = event_for("remediate_batch_auth_failure.json", arn, image="Bad//Image@md5:00")
+    outcome = handle(r, event)
+    assert outcome.tagged and outcome.registry is None
+    assert outcome.diagnosis == "rotation_started"  # probed with the secret's own images
+
+
+def test_a_value_naming_another_registry_is_misconfigured_not_probed(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, new = managed_secret(aws, registry)
+    hostile = SecretValue(new.username, new.password, "attacker.example", "dockerhub", new.token_id)
+    aws["secretsmanager"].put_secret_value(
+        SecretId=arn, SecretString=render(hostile), VersionStages=[CURRENT]
+    )
+    outcome = handle(
+        remediator(aws, registry, rotations), event_for("remediate_batch_auth_failure.json", arn)
+    )
+    assert outcome.diagnosis == "secret_misconfigured"
+    assert registry.calls == [] and rotations.started == []

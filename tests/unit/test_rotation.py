@@ -5,179 +5,45 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from regcred import config
-from regcred.errors import ConfigurationError, RotationError, RotationRetryable, RotationTestFailed
-from regcred.providers import IssuedCredential, Strategy, VendorToken
-from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
+from regcred import config, labels
+from regcred.errors import (
+    ConfigurationError,
+    RotationError,
+    RotationRetryable,
+    RotationTestFailed,
+)
+from regcred.providers import VendorToken
 from regcred.rotation import (
     CURRENT,
     PENDING,
     PREVIOUS,
+    RetireResult,
     Rotator,
     Step,
     guard,
-    label_for,
     matches_secret,
     stage_holder,
 )
-from regcred.secret import SecretValue, parse, render
-
-REGISTRY = "registry.example.test"
-IMAGE = f"{REGISTRY}/acme/app:1.0"
-
-
-@dataclass
-class MemoryToken:
-    label: str
-    password: str
-    active: bool = True
-
-
-class MemoryVendor:
-    """A vendor that mints tokens in memory; ``on_issue`` lets a test interleave threads."""
-
-    name = "memory"
-    strategy = Strategy.OVERLAP
-    registry = REGISTRY
-    realm_hosts: frozenset[str] = frozenset()
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, MemoryToken] = {}
-        self.lock = threading.Lock()
-        self.on_issue: Any = None
-        self.issued = 0
-
-    def issue(self, label: str, expires_at: datetime | None) -> IssuedCredential:
-        token_id = f"tok-{uuid.uuid4().hex[:8]}"
-        password = f"pw-{uuid.uuid4().hex}"
-        with self.lock:
-            self.tokens[token_id] = MemoryToken(label, password)
-            self.issued += 1
-        if self.on_issue:
-            self.on_issue()
-        return IssuedCredential("svc", password, token_id, expires_at)
-
-    def find_by_label(self, label: str) -> list[VendorToken]:
-        with self.lock:
-            return [
-                VendorToken(k, t.label, True) for k, t in self.tokens.items() if t.label == label and t.active
-            ]
-
-    def revoke(self, token_id: str) -> None:
-        with self.lock:
-            if token_id in self.tokens:
-                self.tokens[token_id].active = False
-
-    def live(self) -> set[str]:
-        return {k for k, t in self.tokens.items() if t.active}
-
-
-class Registry:
-    """The pull check: a credential pulls iff the vendor holds it live (and the registry is up)."""
-
-    def __init__(self, vendor: MemoryVendor) -> None:
-        self.vendor = vendor
-        self.down = False
-        self.narrowed = False
-        self.calls = 0
-
-    def __call__(
-        self, registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
-    ) -> PullCheck:
-        self.calls += 1
-        live = {t.password for t in self.vendor.tokens.values() if t.active}
-        if self.down:
-            status = PullStatus.UNREACHABLE
-        elif credential.password not in live:
-            status = PullStatus.CREDENTIALS_REJECTED
-        elif self.narrowed:
-            status = PullStatus.NO_ACCESS
-        else:
-            status = PullStatus.OK
-        return PullCheck(registry, tuple(ImageCheck(i, status, status.value) for i in images))
-
-
-class Crash(BaseException):
-    """A process death: no ``except Exception`` handler runs."""
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def vendor() -> MemoryVendor:
-    return MemoryVendor()
-
-
-@pytest.fixture
-def registry(vendor: MemoryVendor) -> Registry:
-    return Registry(vendor)
-
-
-@pytest.fixture
-def sm(aws: None) -> Any:
-    return boto3.client("secretsmanager", region_name="us-east-1")
-
-
-@pytest.fixture
-def secret(sm: Any, vendor: MemoryVendor) -> str:
-    first = vendor.issue("onboard", None)
-    value = SecretValue(
-        username=first.username,
-        password=first.password,
-        registry=REGISTRY,
-        provider="dockerhub",
-        token_id=first.token_id,
-        issued_at=datetime.now(UTC),
-    )
-    arn: str = sm.create_secret(
-        Name="batch/registry",
-        SecretString=render(value),
-        Tags=[
-            {"Key": config.MANAGED, "Value": "true"},
-            {"Key": config.PROVIDER, "Value": "dockerhub"},
-            {"Key": config.IMAGES, "Value": IMAGE},
-            {"Key": config.GRACE, "Value": "1h"},
-        ],
-    )["ARN"]
-    return arn
-
-
-def make_rotator(sm: Any, vendor: MemoryVendor, registry: Registry, **kwargs: Any) -> Rotator:
-    return Rotator(
-        sm,
-        provider_factory=lambda cfg, value: vendor,
-        check=registry,
-        require_rotation_enabled=False,
-        **kwargs,
-    )
-
-
-def current(sm: Any, arn: str) -> SecretValue:
-    return parse(sm.get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"])
-
-
-def labels(sm: Any, arn: str) -> dict[str, list[str]]:
-    return sm.describe_secret(SecretId=arn)["VersionIdsToStages"]  # type: ignore[no-any-return]
-
-
-def rotate(rotator: Rotator, arn: str, token: str | None = None) -> str:
-    token = token or str(uuid.uuid4())
-    for step in Step:
-        rotator.run(arn, token, step)
-    return token
+from regcred.secret import parse, render
+from tests.rotation_doubles import (
+    DEPLOYMENT,
+    NAME,
+    REGISTRY,
+    Crash,
+    MemoryVendor,
+    Registry,
+    current,
+    make_rotator,
+    onboard,
+    rotate,
+    stages_of,
+)
 
 
 def test_full_rotation_promotes_a_new_credential_and_keeps_the_old_as_previous(
@@ -189,7 +55,7 @@ def test_full_rotation_promotes_a_new_credential_and_keeps_the_old_as_previous(
     token = rotate(make_rotator(sm, vendor, registry), secret)
     # Then AWSCURRENT holds a new live credential, AWSPREVIOUS the old one, AWSPENDING is gone
     new = current(sm, secret)
-    stages = labels(sm, secret)
+    stages = stages_of(sm, secret)
     assert new.token_id != old.token_id
     assert stage_holder(stages, CURRENT) == token
     assert stage_holder(stages, PENDING) is None
@@ -216,7 +82,7 @@ def test_every_step_run_twice_changes_nothing_the_second_time(
     assert outcomes[-1] == "already_current"
     assert vendor.issued == 2  # the onboarding token and exactly one rotation token
     assert len(vendor.live()) == 2
-    assert stage_holder(labels(sm, secret), CURRENT) == token
+    assert stage_holder(stages_of(sm, secret), CURRENT) == token
 
 
 def test_concurrent_create_leaves_no_orphan(
@@ -267,7 +133,7 @@ def test_crash_between_vendor_call_and_put_is_recovered_without_orphan(
     token = str(uuid.uuid4())
     with pytest.raises(Crash):
         rotator.run(secret, token, Step.CREATE)
-    orphan = next(k for k, t in vendor.tokens.items() if t.label == label_for("batch/registry", token))
+    orphan = next(k for k, t in vendor.tokens.items() if t.label == labels.label_for(NAME, token))
     assert orphan in vendor.live()
     # When Secrets Manager retries the step, and the rotation goes on
     sm.put_secret_value = real_put
@@ -280,8 +146,8 @@ def test_crash_between_vendor_call_and_put_is_recovered_without_orphan(
         rotator.run(secret, token, step)
     # Then the orphan is revoked and only AWSCURRENT's and AWSPREVIOUS's credentials live
     assert orphan not in vendor.live()
-    assert vendor.find_by_label(label_for("batch/registry", token)) == [
-        VendorToken(pending.token_id, label_for("batch/registry", token), True)
+    assert vendor.find_by_label(labels.label_for(NAME, token)) == [
+        VendorToken(pending.token_id, labels.label_for(NAME, token), True)
     ]
     assert len(vendor.live()) == 2
 
@@ -307,7 +173,7 @@ def test_failed_test_revokes_pending_and_leaves_current_untouched(
     assert pending.password not in str(caught.value)
     assert pending.token_id not in vendor.live()
     assert current(sm, secret) == before and before.token_id in vendor.live()
-    assert stage_holder(labels(sm, secret), PENDING) is None
+    assert stage_holder(stages_of(sm, secret), PENDING) is None
     # A retry of the same rotation is refused; a new rotation works once the registry is fixed
     with pytest.raises(RotationError):
         rotator.run(secret, token, Step.FINISH)
@@ -389,35 +255,30 @@ def test_retire_previous_waits_for_grace_and_a_proven_current(
     rotator = make_rotator(sm, vendor, registry, now=lambda: clock["now"])
     old = current(sm, secret)
     rotate(rotator, secret)
-    assert rotator.retire_previous(secret) == "in_grace"
+    assert rotator.retire_previous(secret) is RetireResult.IN_GRACE
     assert old.token_id in vendor.live()
     clock["now"] += timedelta(hours=2)  # grace is 1h
     registry.down = True
-    assert rotator.retire_previous(secret) == "current_unproven"
+    assert rotator.retire_previous(secret) is RetireResult.CURRENT_UNPROVEN
     assert old.token_id in vendor.live()
     registry.down = False
-    assert rotator.retire_previous(secret) == "retired"
+    assert rotator.retire_previous(secret) is RetireResult.RETIRED
     assert old.token_id not in vendor.live()
-    assert rotator.retire_previous(secret) == "already_retired"
+    assert rotator.retire_previous(secret) is RetireResult.ALREADY_RETIRED
     assert current(sm, secret).token_id in vendor.live()
 
 
 def test_rotation_refused_when_not_enabled_and_required(
     sm: Any, secret: str, vendor: MemoryVendor, registry: Registry
 ) -> None:
-    rotator = Rotator(sm, provider_factory=lambda cfg, value: vendor, check=registry)
+    rotator = Rotator(sm, deployment=DEPLOYMENT, provider_factory=lambda ctx: vendor, check=registry)
     with pytest.raises(RotationError, match="not enabled"):
         rotator.run(secret, str(uuid.uuid4()), Step.CREATE)
     assert vendor.issued == 1
 
 
 def test_no_probe_image_refuses_before_minting(sm: Any, vendor: MemoryVendor, registry: Registry) -> None:
-    first = vendor.issue("onboard", None)
-    arn = sm.create_secret(
-        Name="no-images",
-        SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub", first.token_id)),
-        Tags=[{"Key": config.MANAGED, "Value": "true"}, {"Key": config.PROVIDER, "Value": "dockerhub"}],
-    )["ARN"]
+    arn = onboard(sm, vendor, "no-images", **{config.IMAGES: ""})
     with pytest.raises(ConfigurationError, match="regcred:images"):
         make_rotator(sm, vendor, registry).run(arn, str(uuid.uuid4()), Step.CREATE)
     assert vendor.issued == 1
@@ -427,12 +288,7 @@ def test_probe_images_come_from_active_batch_job_definitions(
     sm: Any, vendor: MemoryVendor, registry: Registry
 ) -> None:
     # Given a secret without an images tag, named by 3 job definitions (one on another registry)
-    first = vendor.issue("onboard", None)
-    arn = sm.create_secret(
-        Name="from-batch",
-        SecretString=render(SecretValue("svc", first.password, REGISTRY, "dockerhub", first.token_id)),
-        Tags=[{"Key": config.MANAGED, "Value": "true"}, {"Key": config.PROVIDER, "Value": "dockerhub"}],
-    )["ARN"]
+    arn = onboard(sm, vendor, "from-batch", **{config.IMAGES: ""})
     batch = boto3.client("batch", region_name="us-east-1")
     for i, (image, parameter) in enumerate(
         [
@@ -440,6 +296,8 @@ def test_probe_images_come_from_active_batch_job_definitions(
             (f"{REGISTRY}/acme/two:2", "from-batch"),
             ("other.example/acme/three:3", arn),
             (f"{REGISTRY}/acme/unrelated:4", "another-secret"),
+            (f"{REGISTRY}/Acme/NotDocker:5", arn),  # Docker refuses it: reported and skipped
+            ("acme/app:6", arn),  # Docker Hub, as Docker reads a name without a registry
         ]
     ):
         batch.register_job_definition(
@@ -453,12 +311,12 @@ def test_probe_images_come_from_active_batch_job_definitions(
             },
         )
     rotator = make_rotator(sm, vendor, registry, batch=batch)
-    state = rotator.describe(arn)
-    # Then the probe images are those on this secret's registry that name it
-    assert sorted(rotator.probe_images(state, REGISTRY)) == [
-        f"{REGISTRY}/acme/one:1",
-        f"{REGISTRY}/acme/two:2",
-    ]
+    probe = rotator.probe_images(rotator.context(rotator.describe(arn)))
+    # Then the probe images are those on this secret's registry that name it; the others are reported
+    assert sorted(probe.images) == [f"{REGISTRY}/acme/one:1", f"{REGISTRY}/acme/two:2"]
+    assert len(probe.skipped) == 3
+    assert any("other.example" in s for s in probe.skipped)
+    assert any("registry-1.docker.io/acme/app:6" in s for s in probe.skipped)
 
 
 def test_guard_follows_the_aws_templates() -> None:
@@ -483,9 +341,14 @@ def test_step_names_accept_both_spellings() -> None:
 
 def test_labels_fit_the_vendor_limit_and_keep_the_token() -> None:
     token = str(uuid.uuid4())
-    label = label_for("x" * 300, token)
-    assert len(label) <= 100 and label.endswith(token)
-    assert label_for("batch/registry", token) == f"regcred batch/registry {token}"
+    label = labels.label_for("x" * 300, token)
+    assert len(label) <= 100 and labels.rotation_of(label) == token
+    assert labels.label_for(NAME, token) == f"regcred {labels.owner_of(NAME)} {token} {NAME}"
+    assert labels.belongs_to(label, "x" * 300)
+    # Two names sharing the part that fits in the label are told apart by the owner hash
+    assert not labels.belongs_to(label, "x" * 299 + "y")
+    assert not labels.belongs_to(f"regcred {labels.owner_of(NAME)} {token} batch/other", NAME)
+    assert not labels.belongs_to("somebody else's token", NAME)
 
 
 def test_secret_matching_by_arn_partial_arn_and_name() -> None:

@@ -232,7 +232,9 @@ def test_secret_permissions_are_scoped_to_tagged_secrets(template: dict[str, Any
     assert checked, "no Secrets Manager statement found"
 
 
-def test_tagging_is_limited_to_regcred_status_tags(template: dict[str, Any]) -> None:
+def test_functions_may_write_only_bookkeeping_tags_on_secrets(template: dict[str, Any]) -> None:
+    from regcred.config import BOOKKEEPING_TAGS
+
     tagging = [
         (owner, s)
         for owner, s in _statements(template)
@@ -241,12 +243,22 @@ def test_tagging_is_limited_to_regcred_status_tags(template: dict[str, Any]) -> 
     assert tagging
     for owner, statement in tagging:
         where = f"{owner} {statement.get('Sid')}"
-        assert _conditions(statement, "ForAllValues:StringLike")["aws:TagKeys"] == ["regcred:*"], where
+        # Exactly the bookkeeping keys: no configuration tag (provider, registry, api, realm hosts, admin
+        # secret, images, managed/admin marks) can be written by a function.
+        assert set(_as_list(_conditions(statement, "ForAllValues:StringEquals")["aws:TagKeys"])) == set(
+            BOOKKEEPING_TAGS
+        ), where
+        assert "secretsmanager:UntagResource" not in _as_list(statement["Action"]), where
         # ForAllValues holds vacuously when the request carries no tag keys.
         assert str(_conditions(statement, "Null")["aws:TagKeys"]).lower() == "false", where
-        # The role must not be able to mark more secrets as managed or admin.
-        protected = set(_as_list(_conditions(statement, "ForAllValues:StringNotEquals")["aws:TagKeys"]))
-        assert {"regcred:managed", "regcred:admin"} <= protected, where
+
+
+def test_deployment_allow_lists_reach_every_function(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    assert params["AllowedRegistryHosts"]["Default"] == "" and params["AllowedApiHosts"]["Default"] == ""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["REGCRED_ALLOWED_REGISTRY_HOSTS"] == {"Ref": "AllowedRegistryHosts"}
+    assert variables["REGCRED_ALLOWED_API_HOSTS"] == {"Ref": "AllowedApiHosts"}
 
 
 def test_kms_keys_used_only_through_services(template: dict[str, Any]) -> None:

@@ -71,6 +71,11 @@ class Hub:
 
     # ---- request log
 
+    def record_minted(self, token: str) -> None:
+        """Test-only: the clear text of a minted token, for the tests' leak checks (never read by regcred)."""
+        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
+            fh.write(json.dumps({"token": token}) + "\n")
+
     def log(self, entry: Json) -> None:
         line = json.dumps(entry, sort_keys=True)
         with self._log_lock, self.log_path.open("a") as fh:
@@ -249,6 +254,7 @@ class Hub:
             "expires_at": expires_at,
             "digest": digest(token),
         }
+        self.record_minted(token)
         with self.state.lock:
             rec["seq"] = self.state.next_seq()
             self.state.pats[rec["uuid"]] = rec
@@ -379,6 +385,7 @@ class Hub:
             "resources": resources,
             "digest": digest(token),
         }
+        self.record_minted(token)
         with self.state.lock:
             rec["seq"] = self.state.next_seq()
             self.state.oats[rec["id"]] = rec

@@ -21,3 +21,18 @@ _CONFIG = Config(
 def client(service: str, session: boto3.session.Session | None = None, **kwargs: Any) -> Any:
     """A boto3 client for ``service`` with regcred's retry and timeout settings."""
     return (session or boto3.session.Session()).client(service, config=_CONFIG, **kwargs)  # type: ignore[call-overload]
+
+
+# The codes AWS uses for "this principal may not do that" (IAM, KMS, Secrets Manager).
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The AWS error code of a failed call (never its message, which may quote request content), else the
+    exception's type name."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(exc).__name__

@@ -14,18 +14,21 @@ from typing import Any
 # Quiet library logs unless asked; set before the library builds its Logger.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-from . import aws, config, providers
+from . import aws, config, labels, providers
 from .config import SecretConfig
 from .diagnose import add_diagnose_parser
 from .errors import RegcredError
 from .failures import add_classify_parser
 from .providers import dockerhub
-from .registry import Credential, ImageRef, PullCheck, PullStatus, RegistryClient
-from .rotation import CURRENT, PENDING, PREVIOUS, Rotator, Step, label_for, stage_holder
+from .registry import ImageRef, PullCheck, PullStatus
+from .registry.results import FAILING
+from .revocation import revoke_minted
+from .rotation import CURRENT, PENDING, PREVIOUS, Rotator, SecretState, Step, stage_holder
+from .routing import Deployment
 from .secret import SecretValue, render
 
 EXIT_OK, EXIT_FAIL, EXIT_UNCHECKED = 0, 1, 2
-_FAILING = {PullStatus.CREDENTIALS_REJECTED, PullStatus.NO_ACCESS, PullStatus.NOT_FOUND}
+_FAILING = FAILING | {PullStatus.OPEN}
 
 
 def _out(text: str) -> None:
@@ -58,6 +61,34 @@ def _table(result: PullCheck) -> str:
 # -- onboard ------------------------------------------------------------------------------------
 
 
+def _deployment(args: argparse.Namespace) -> Deployment:
+    return Deployment.from_env(
+        extra_registry_hosts=getattr(args, "allow_registry_host", None) or (),
+        extra_api_hosts=getattr(args, "allow_api_host", None) or (),
+    )
+
+
+def _bind_admin(sm: Any, admin_secret: str, name: str) -> None:
+    """Mark the admin secret and let it serve ``name`` (the operator named it for this secret)."""
+    meta = sm.describe_secret(SecretId=admin_secret)
+    tags = config.tags_to_dict(meta.get("Tags"))
+    patterns = tags.get(config.ADMIN_FOR, "")
+    update = []
+    if tags.get(config.ADMIN_MARK, "").lower() != "true":
+        update.append({"Key": config.ADMIN_MARK, "Value": "true"})
+    if not config.admin_serves(patterns, name):
+        value = f"{patterns} {name}".strip()
+        if len(value) > 256:
+            raise RegcredError(
+                f"the {config.ADMIN_FOR} tag of {admin_secret} would be longer than 256 characters: replace "
+                "its "
+                "names with a prefix ending in '*' (e.g. batch/*)"
+            )
+        update.append({"Key": config.ADMIN_FOR, "Value": value})
+    if update:
+        sm.tag_resource(SecretId=admin_secret, Tags=update)
+
+
 def cmd_onboard(args: argparse.Namespace) -> int:
     """Mint (or import) the first credential, prove it pulls, create the managed secret."""
     sm = aws.client("secretsmanager")
@@ -65,6 +96,8 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         raise RegcredError(f"unknown provider {args.provider!r}; known: {', '.join(providers.KNOWN)}")
     if bool(args.rotation_lambda) != bool(args.schedule):
         raise RegcredError("--rotation-lambda and --schedule go together")
+    config.parse_duration(args.grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1])
+    config.parse_duration(args.ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
     tags = {
         config.MANAGED: "true",
         config.PROVIDER: args.provider,
@@ -82,47 +115,51 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         tags[config.REALM_HOSTS] = " ".join(args.realm_host)
     if args.image:
         tags[config.IMAGES] = " ".join(args.image)
-    cfg = SecretConfig.from_tags(tags, args.name)  # validates --grace and --ttl too
-    registry = providers.registry_for(cfg)
-    images = [str(ImageRef.parse(i, default_registry=registry)) for i in args.image]
-    if not images:
+    cfg = SecretConfig.from_tags(tags, args.name)  # validates --grace and --ttl together
+    if not args.image:
         raise RegcredError("name at least one --image REPO:TAG that the credential must pull")
-
-    provider = providers.build(cfg, sm)
+    rotator = Rotator(sm, deployment=_deployment(args), require_rotation_enabled=False)
+    state = SecretState(arn=args.name, name=args.name, tags=tags, versions={}, rotation_enabled=False)
+    ctx = rotator.context(state)
+    images = list(rotator.probe_images(ctx).images)
     now = datetime.now(UTC)
     minted: str | None = None
+    provider = None
     if args.username:
         value = SecretValue(
             username=args.username,
             password=sys.stdin.readline().strip(),
-            registry=registry,
+            registry=ctx.route.registry_name,
             provider=args.provider,
             issued_at=now,
         )
     else:
+        _bind_admin(sm, args.admin_secret, args.name)
+        provider = rotator._build_provider(ctx)
         issued = provider.issue(
-            label_for(args.name, f"onboard-{uuid.uuid4()}"), now + timedelta(seconds=cfg.ttl_s)
+            labels.label_for(args.name, f"onboard-{uuid.uuid4()}", max_length=provider.spec.label_max),
+            now + timedelta(seconds=cfg.ttl_s),
         )
         minted = issued.token_id
         value = SecretValue(
             username=issued.username,
             password=issued.password,
-            registry=registry,
+            registry=ctx.route.registry_name,
             provider=args.provider,
             token_id=issued.token_id,
             expires_at=issued.expires_at,
             issued_at=now,
         )
     try:
-        result = RegistryClient(registry, realm_hosts=providers.realm_hosts_for(cfg)).check_pull(
-            Credential(value.username, value.password), images
-        )
+        result = rotator.check(ctx, value, images, prove=True)
         if not result.ok:
             _out(_table(result))
-            raise RegcredError("the credential cannot pull the images above; nothing was stored")
+            raise RegcredError(
+                "the credential cannot pull the images above (or none of them needed it); nothing was stored"
+            )
         create: dict[str, Any] = {
             "Name": args.name,
-            "Description": f"registry credential for {registry}, rotated by regcred",
+            "Description": f"registry credential for {ctx.route.registry_name}, rotated by regcred",
             "SecretString": render(value),
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
         }
@@ -133,11 +170,11 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         except sm.exceptions.ResourceExistsException:
             raise RegcredError(f"secret {args.name} exists already; use regcred rotate {args.name}") from None
     except BaseException:
-        if minted:
-            provider.revoke(minted)  # nothing stored it: it must not stay alive
+        if minted and provider is not None:
+            revoke_minted(provider, minted, args.name)  # nothing stored it: it must not stay alive
         raise
-    # The rotation function may read admin secrets tagged so (template.yaml's IAM condition).
-    sm.tag_resource(SecretId=args.admin_secret, Tags=[{"Key": config.ADMIN_MARK, "Value": "true"}])
+    if args.username:
+        _bind_admin(sm, args.admin_secret, args.name)
     if args.rotation_lambda:
         sm.rotate_secret(
             SecretId=arn,
@@ -155,21 +192,22 @@ def cmd_onboard(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Prove that a version of a secret can pull its images."""
     sm = aws.client("secretsmanager")
-    rotator = Rotator(sm, batch=aws.client("batch"))
+    rotator = Rotator(sm, batch=aws.client("batch"), deployment=_deployment(args))
     state = rotator.describe(args.secret)
     if stage_holder(state.versions, args.stage) is None:
         raise RegcredError(f"secret {state.name} has no {args.stage} version")
     value = rotator.read(state.arn, stage=args.stage)
-    cfg = state.config
-    registry = providers.registry_for(cfg, value)
-    images = (
-        [str(ImageRef.parse(i, default_registry=registry)) for i in args.image]
-        if args.image
-        else rotator.probe_images(state, registry)
-    )
-    result = RegistryClient(registry, realm_hosts=providers.realm_hosts_for(cfg)).check_pull(
-        Credential(value.username, value.password), images
-    )
+    ctx = rotator.context(state)
+    registry = ctx.route.registry_name
+    if args.image:
+        refs = [ImageRef.parse(i, default_registry=registry) for i in args.image]
+        off = [str(r) for r in refs if not ctx.route.names_registry(r.registry)]
+        if off:
+            raise RegcredError(f"--image {off[0]} is not on the secret's registry {registry}")
+        images = [str(r) for r in refs]
+    else:
+        images = list(rotator.probe_images(ctx).images)
+    result = rotator.check(ctx, value, images)
     code = _exit_code(result)
     if args.json:
         _out(
@@ -211,7 +249,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         response = sm.rotate_secret(SecretId=args.secret, RotateImmediately=True)
         _out(f"rotation started: version {response.get('VersionId')}")
         return EXIT_OK
-    rotator = Rotator(sm, batch=aws.client("batch"), require_rotation_enabled=False)
+    rotator = Rotator(
+        sm, batch=aws.client("batch"), deployment=_deployment(args), require_rotation_enabled=False
+    )
     token = str(uuid.uuid4())
     for step in Step:
         outcome = rotator.run(args.secret, token, step)
@@ -224,15 +264,17 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 def cmd_retire(args: argparse.Namespace) -> int:
     """Revoke the AWSPREVIOUS credential if its grace period is over and AWSCURRENT pulls."""
     sm = aws.client("secretsmanager")
-    outcome = Rotator(sm, batch=aws.client("batch")).retire_previous(args.secret)
-    _out(outcome)
+    outcome = Rotator(sm, batch=aws.client("batch"), deployment=_deployment(args)).retire_previous(
+        args.secret
+    )
+    _out(outcome.value)
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Staging labels and per-version metadata, never the password."""
     sm = aws.client("secretsmanager")
-    rotator = Rotator(sm)
+    rotator = Rotator(sm, deployment=Deployment())
     state = rotator.describe(args.secret)
     for version_id, stages in sorted(state.versions.items(), key=lambda kv: kv[1]):
         labelled = [s for s in stages if s in (CURRENT, PENDING, PREVIOUS)]
@@ -250,14 +292,34 @@ def cmd_show(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="regcred", description=__doc__)
+    parser.add_argument(
+        "--allow-registry-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a registry or token realm host credentials may be sent to, besides the providers' own "
+        "(also REGCRED_ALLOWED_REGISTRY_HOSTS)",
+    )
+    parser.add_argument(
+        "--allow-api-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a vendor API host the admin credential may be sent to (also REGCRED_ALLOWED_API_HOSTS)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     onboard = sub.add_parser("onboard", help="create a managed secret with a fresh, proven credential")
     onboard.add_argument("name")
     onboard.add_argument("--provider", required=True, choices=providers.KNOWN)
     onboard.add_argument("--admin-secret", required=True, help="secret holding the vendor admin identity")
-    onboard.add_argument("--registry", help=f"registry host (default {dockerhub.DEFAULT_REGISTRY})")
-    onboard.add_argument("--api", help=f"vendor API base URL (default {dockerhub.DEFAULT_API})")
+    onboard.add_argument(
+        "--registry",
+        help=f"registry host, one the deployment allows (default {dockerhub.DEFAULT_REGISTRY.netloc})",
+    )
+    onboard.add_argument(
+        "--api", help=f"vendor API origin, one the deployment allows (default {dockerhub.DEFAULT_API})"
+    )
     onboard.add_argument("--image", action="append", default=[], help="REPO:TAG the credential must pull")
     onboard.add_argument("--org", help="Docker Hub organization: mint organization access tokens")
     onboard.add_argument("--realm-host", action="append", default=[], help="extra trusted token realm host")

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .errors import ConfigurationError
-from .secret import parse_time
+from .timefmt import parse_time
 
 PREFIX = "regcred:"
 MANAGED = "regcred:managed"
 PROVIDER = "regcred:provider"
 ADMIN_SECRET = "regcred:admin-secret"  # noqa: S105 - a tag key
 ADMIN_MARK = "regcred:admin"
+# On an admin secret: which managed secrets may use it (exact names, or prefixes ending in "*").
+ADMIN_FOR = "regcred:admin-for"
 API = "regcred:api"
 REGISTRY = "regcred:registry"
 REALM_HOSTS = "regcred:realm-hosts"
@@ -27,24 +29,46 @@ IMAGES = "regcred:images"
 GRACE = "regcred:grace"
 TTL = "regcred:ttl"
 ORG = "regcred:org"
-# Bookkeeping written by regcred itself.
+# Bookkeeping written by regcred itself: the only tags the functions' IAM lets them write.
 PROMOTED_AT = "regcred:promoted-at"
 PROMOTED_VERSION = "regcred:promoted-version"
 RETIRED_TOKEN = "regcred:retired-token-id"  # noqa: S105 - a tag key
+BOOKKEEPING_TAGS = (PROMOTED_AT, PROMOTED_VERSION, RETIRED_TOKEN)
 
 DEFAULT_GRACE_S = 24 * 3600
 DEFAULT_TTL_S = 90 * 24 * 3600
+DAY = 86400
+# A minted credential lives at least an hour (a rotation must have time to prove and promote it) and at
+# most ten years; a replaced one stays valid for at most 90 days.
+TTL_RANGE = (3600, 3650 * DAY)
+GRACE_RANGE = (0, 90 * DAY)
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+# ASCII digits only: Python's \d would take "٣٠" for 30.
+_DURATION_RE = re.compile(r"[ ]*([0-9]{1,10})[ ]*([smhd]?)[ ]*", re.ASCII)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str, what: str) -> int:
-    """Seconds in a duration such as ``90``, ``45m``, ``24h`` or ``30d``."""
-    match = _DURATION_RE.match(text)
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_duration(text: str, what: str, *, minimum: int = 0, maximum: int = 3650 * DAY) -> int:
+    """Seconds in a duration such as ``90``, ``45m``, ``24h`` or ``30d``, within [minimum, maximum].
+
+    ``what`` names the setting as the user wrote it (a tag, a flag, a variable), for the message."""
+    match = _DURATION_RE.fullmatch(text) if isinstance(text, str) and len(text) <= 40 else None
     if not match:
-        raise ConfigurationError(f"{what} must be a duration such as 24h, 30m or 7d (got {text!r})")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+        shown = repr(text[:40]) if isinstance(text, str) else type(text).__name__
+        raise ConfigurationError(f"{what} must be a duration such as 24h, 30m or 7d (got {shown})")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not minimum <= seconds <= maximum:
+        raise ConfigurationError(
+            f"{what} must be between {_human(minimum)} and {_human(maximum)} (got {text.strip()!r})"
+        )
+    return seconds
 
 
 def tags_to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
@@ -80,6 +104,22 @@ class SecretConfig:
         if not provider:
             raise ConfigurationError(f"secret {secret_name} has no {PROVIDER} tag (e.g. dockerhub)")
         promoted = tags.get(PROMOTED_AT, "").strip()
+        grace_s = (
+            parse_duration(tags[GRACE], f"the {GRACE} tag", minimum=GRACE_RANGE[0], maximum=GRACE_RANGE[1])
+            if tags.get(GRACE)
+            else DEFAULT_GRACE_S
+        )
+        ttl_s = (
+            parse_duration(tags[TTL], f"the {TTL} tag", minimum=TTL_RANGE[0], maximum=TTL_RANGE[1])
+            if tags.get(TTL)
+            else DEFAULT_TTL_S
+        )
+        if grace_s >= ttl_s:
+            raise ConfigurationError(
+                f"secret {secret_name}: {GRACE} ({_human(grace_s)}) must be shorter than {TTL} "
+                f"({_human(ttl_s)}), "
+                "or the replaced credential expires before its grace period ends"
+            )
         return cls(
             provider=provider,
             admin_secret=tags.get(ADMIN_SECRET, "").strip() or None,
@@ -87,9 +127,30 @@ class SecretConfig:
             registry=tags.get(REGISTRY, "").strip() or None,
             realm_hosts=tuple(tags.get(REALM_HOSTS, "").split()),
             images=tuple(tags.get(IMAGES, "").split()),
-            grace_s=parse_duration(tags[GRACE], GRACE) if tags.get(GRACE) else DEFAULT_GRACE_S,
-            ttl_s=parse_duration(tags[TTL], TTL) if tags.get(TTL) else DEFAULT_TTL_S,
+            grace_s=grace_s,
+            ttl_s=ttl_s,
             org=tags.get(ORG, "").strip() or None,
-            promoted_at=parse_time(promoted, PROMOTED_AT) if promoted else None,
+            promoted_at=_tag_time(promoted, PROMOTED_AT) if promoted else None,
             retired_token_id=tags.get(RETIRED_TOKEN, "").strip() or None,
         )
+
+
+def _tag_time(text: str, tag: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"the {tag} tag is not an ISO 8601 time (e.g. 2027-01-01T00:00:00Z)"
+        ) from None
+
+
+def admin_serves(patterns: str, secret_name: str) -> bool:
+    """Whether an admin secret's ``regcred:admin-for`` tag lets ``secret_name`` use it: each space-separated
+    entry is an exact secret name, or a prefix ending in ``*`` (``*`` alone: every secret)."""
+    for entry in patterns.split():
+        if entry.endswith("*"):
+            if secret_name.startswith(entry[:-1]):
+                return True
+        elif entry == secret_name:
+            return True
+    return False

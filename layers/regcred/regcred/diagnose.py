@@ -22,13 +22,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from . import aws, config, providers
+from . import aws, config, providers, routing
 from .config import SecretConfig
 from .errors import RegcredError, SecretFormatError
-from .jobs import DOCKER_HUB, batch_container, credentials_parameter, secret_name_from_arn
-from .providers import dockerhub
+from .jobs import batch_container, credentials_parameter, secret_name_from_arn
 from .registry import Credential, ImageCheck, ImageRef, PullCheck, PullStatus
-from .rotation import CURRENT, registry_check
+from .rotation import CURRENT
+from .routing import Deployment, Routing
 from .secret import SecretValue, parse
 
 __all__ = [
@@ -57,7 +57,7 @@ KMS_DECRYPT = "kms:Decrypt"
 _AWS_MANAGED_SM_KEY = "alias/aws/secretsmanager"
 _NO_SUCH_ROLE = "NoSuchEntity"
 
-PullChecker = Callable[[str, frozenset[str], Credential, Sequence[str]], PullCheck]
+PullChecker = Callable[[Routing, Credential, Sequence[str]], PullCheck]
 
 # Errors a boto3 call can raise that are about the call, not about a bug here. ResponseParserError is
 # not a BotoCoreError: it is what an endpoint answering HTML (e.g. an emulator's HTTP 500) produces.
@@ -161,6 +161,7 @@ class _Diagnosis:
         iam: Any,
         kms: Any | None,
         check: PullChecker,
+        deployment: Deployment,
     ) -> None:
         self.s = state
         self.batch = batch
@@ -168,6 +169,7 @@ class _Diagnosis:
         self.iam = iam
         self.kms = kms
         self.check = check
+        self.deployment = deployment
 
     # -- 1. the job -------------------------------------------------------------------------------
 
@@ -296,7 +298,7 @@ class _Diagnosis:
             )
         try:
             s.cfg = SecretConfig.from_tags(tags, s.secret_name)
-            providers.registry_for(s.cfg)  # an unknown provider fails here
+            providers.spec_for(s.cfg.provider)  # an unknown provider fails here
         except RegcredError as exc:
             s.cfg = None
             return Check(
@@ -479,28 +481,32 @@ class _Diagnosis:
         s = self.s
         assert s.value is not None and s.image is not None and s.secret_name is not None
         try:
-            ref = ImageRef.parse(s.image, default_registry=DOCKER_HUB)
+            ref = ImageRef.parse(s.image)
         except RegcredError as exc:
             s.pull_skipped = "the job's image reference is invalid"
             return Check(CREDENTIALS, False, str(exc), "fix the image in the job definition")
-        if s.cfg is not None:
-            secret_registry: str | None = providers.registry_for(s.cfg, s.value)
-            realm_hosts = providers.realm_hosts_for(s.cfg)
-        else:
-            secret_registry = s.value.registry or None
-            realm_hosts = frozenset(dockerhub.DEFAULT_REALM_HOSTS)
-        if secret_registry is not None and _normalised_registry(secret_registry) != ref.registry:
+        route = self._route(ref)
+        if isinstance(route, Check):
+            s.pull_skipped = "the credential is not sent to that registry"
+            return route
+        if s.value.registry and not route.names_registry(s.value.registry):
+            s.pull_skipped = "the secret's value names another registry"
+            return Check(
+                CREDENTIALS,
+                False,
+                f"the secret's value names registry {s.value.registry}, not {route.registry_name}",
+                "fix the value's registry field, or the regcred:registry tag",
+            )
+        if not route.names_registry(ref.registry):
             s.pull_skipped = "the image is not on the secret's registry"
             return Check(
                 CREDENTIALS,
                 False,
-                f"the image's registry {ref.registry} differs from the secret's {secret_registry}",
+                f"the image's registry {ref.registry} differs from the secret's {route.registry_name}",
                 f"point repositoryCredentials at a secret for {ref.registry}, or fix the image",
             )
         try:
-            result = self.check(
-                ref.registry, realm_hosts, Credential(s.value.username, s.value.password), [str(ref)]
-            )
+            result = self.check(route, Credential(s.value.username, s.value.password), [str(ref)])
         except RegcredError as exc:
             # An untrusted token realm (the credential was not sent), an unsafe redirect, ...
             s.pull_skipped = "the registry could not be checked"
@@ -508,6 +514,8 @@ class _Diagnosis:
         pull = result.images[0]
         s.pull = pull
         where = f"{CURRENT} at {ref.registry}"
+        if pull.status is PullStatus.OPEN:
+            return Check(CREDENTIALS, None, f"{where}: not exercised ({pull.detail})", "")
         if pull.status in (PullStatus.OK, PullStatus.NOT_FOUND):
             return Check(CREDENTIALS, True, f"{where}: accepted ({pull.detail})")
         if pull.status is PullStatus.CREDENTIALS_REJECTED:
@@ -527,11 +535,39 @@ class _Diagnosis:
             )
         return Check(CREDENTIALS, None, f"{where}: could not check ({pull.status.value}: {pull.detail})", "")
 
+    def _route(self, ref: ImageRef) -> Routing | Check:
+        """Where this secret's credential may be sent: its routing when managed; for a secret regcred does not
+        manage, only a provider's own registry or one the deployment allows, never a host that only the job
+        definition names."""
+        s = self.s
+        if s.cfg is not None:
+            try:
+                return routing.resolve(providers.spec_for(s.cfg.provider), s.cfg, self.deployment)
+            except RegcredError as exc:
+                return Check(
+                    CREDENTIALS, False, f"the secret's regcred tags do not hold: {exc}", "fix the tags"
+                )
+        for spec in providers.SPECS.values():
+            if spec.default_registry is not None and spec.default_registry.netloc == ref.registry:
+                return routing.Routing(spec.name, spec.default_registry, None, spec.realms)
+        for origin in self.deployment.registry_hosts:
+            if origin.netloc == ref.registry:
+                return routing.Routing("unmanaged", origin, None, self.deployment.registry_hosts)
+        return Check(
+            CREDENTIALS,
+            None,
+            f"not checked: {ref.registry} is neither a provider's registry nor allowed by the deployment "
+            f"({routing.ALLOWED_REGISTRY_HOSTS_ENV}), and the secret is not managed by regcred, so its "
+            "credential "
+            "is not sent there",
+            "",
+        )
+
     def image(self) -> Check:
         s = self.s
         pull = s.pull
         assert pull is not None
-        if pull.status is PullStatus.OK:
+        if pull.status in (PullStatus.OK, PullStatus.OPEN):
             return Check(IMAGE, True, f"{pull.image}: {pull.detail}")
         if pull.status is PullStatus.NOT_FOUND:
             return Check(
@@ -559,7 +595,7 @@ class _Diagnosis:
         if remaining is None:
             if pull.status is PullStatus.RATE_LIMITED:
                 return Check(RATE_LIMIT, False, f"{pull.image}: {pull.detail}", advice)
-            if pull.status not in (PullStatus.OK, PullStatus.NOT_FOUND):
+            if pull.status not in (PullStatus.OK, PullStatus.OPEN, PullStatus.NOT_FOUND):
                 return Check(
                     RATE_LIMIT, None, f"no manifest answer to read headroom from ({pull.status.value})", ""
                 )
@@ -584,11 +620,15 @@ def diagnose_job(
     sm: Any,
     iam: Any,
     kms: Any | None = None,
-    check: PullChecker = registry_check,
+    check: PullChecker | None = None,
+    deployment: Deployment | None = None,
 ) -> list[Check]:
     """Run the checklist for one Batch job; always returns one Check per name in CHECK_NAMES, in order."""
+    deployment = deployment if deployment is not None else Deployment.from_env()
+    if check is None:
+        check = _registry_check(deployment)
     state = _State(job_id)
-    d = _Diagnosis(state, batch=batch, sm=sm, iam=iam, kms=kms, check=check)
+    d = _Diagnosis(state, batch=batch, sm=sm, iam=iam, kms=kms, check=check, deployment=deployment)
     out: list[Check] = []
 
     def run(name: str, step: Callable[[], Check], blocked: str | None) -> None:
@@ -629,6 +669,18 @@ def diagnose_job(
     run(IMAGE, d.image, None if state.pull is not None else state.pull_skipped)
     run(RATE_LIMIT, d.rate_limit, None if state.pull is not None else state.pull_skipped)
     return out
+
+
+def _registry_check(deployment: Deployment) -> PullChecker:
+    def check(route: Routing, credential: Credential, images: Sequence[str]) -> PullCheck:
+        from .http.transport import Transport
+        from .registry.client import RegistryClient
+
+        with Transport(local_origins=deployment.local_origins) as transport:
+            client = RegistryClient(route.registry, trusted_realms=route.realms, transport=transport)
+            return client.check_pull(credential, images)
+
+    return check
 
 
 # -- CLI ----------------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DOCKER_HUB = "registry-1.docker.io"
+if TYPE_CHECKING:
+    from .registry.reference import ImageRef
 
 
 def is_child_job(job_id: str) -> bool:
@@ -18,11 +19,18 @@ def is_child_job(job_id: str) -> bool:
     return ":" in job_id or "#" in job_id
 
 
-def image_registry(image: str) -> str:
-    """The registry host an image reference pulls from (Docker Hub when none is named)."""
-    from .registry import ImageRef  # not at import: registry.py loads requests
+def parse_image(image: str) -> ImageRef | None:
+    """An image a job or task definition names, parsed as Docker parses it; None (logged) when Docker itself
+    would refuse it: one bad image never stops the handling of an event."""
+    from .errors import RegcredError
+    from .observability import logger
+    from .registry.reference import ImageRef
 
-    return ImageRef.parse(image, default_registry=DOCKER_HUB).registry
+    try:
+        return ImageRef.parse(image)
+    except RegcredError as exc:
+        logger.warning("unparseable image skipped", extra={"reason": str(exc)})
+        return None
 
 
 def secret_name_from_arn(parameter: str) -> str:

@@ -11,6 +11,7 @@ as the X-Ray SDK does once Powertools disables it, so that the SDK is only impor
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+from .redact import ScrubFilter
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "regcred")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "regcred")
@@ -35,6 +38,23 @@ class _CurrentStderr:
 
 
 logger = Logger(stream=sys.stdout if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else _CurrentStderr())  # type: ignore[arg-type]
+
+# At DEBUG, botocore logs request parameters and response bodies (a PutSecretValue's SecretString, a
+# GetSecretValue's answer) and urllib3 logs URLs. Lambda's ApplicationLogLevel=DEBUG sets the root logger to
+# DEBUG: these loggers keep a level of their own, so that no secret value reaches a log whatever the root
+# says.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "aws_xray_sdk")
+for _name in QUIET_LIBRARIES:
+    _library = logging.getLogger(_name)
+    if _library.level == logging.NOTSET or _library.level < logging.WARNING:
+        _library.setLevel(logging.WARNING)
+
+# Second line of defence: every record through regcred's logger and the runtime's handlers is scrubbed of
+# the secret values the process knows (regcred.redact).
+SCRUB = ScrubFilter()
+logging.getLogger(logger.name).addFilter(SCRUB)
+for _handler in (*logging.getLogger().handlers, *logger.handlers):
+    _handler.addFilter(SCRUB)
 
 
 class _UntracedSegment(BaseSegment):

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import config, jobs, providers
+from . import config, jobs
+from .aws import ACCESS_DENIED_CODES, aws_error_code
 from .coalesce import Coalescer
-from .config import SecretConfig
-from .errors import RegcredError, SecretFormatError
+from .errors import ConfigurationError, RegcredError, SecretFormatError
 from .failures import FailureClass, classify
+from .http.deadline import Deadline
 from .observability import logger
-from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, read_version, registry_check, stage_holder
+from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, Rotator, StepContext, stage_holder
+from .routing import Deployment
+from .secret import SecretValue
 
 if TYPE_CHECKING:
     from .events import PullFailure  # its parser models (pydantic) load with the first event
@@ -57,6 +60,7 @@ class Diagnosis(StrEnum):
     SECRET_MISSING = "secret_missing"  # noqa: S105 - diagnosis codes, not secrets
     SECRET_UNMANAGED = "secret_unmanaged"  # noqa: S105
     SECRET_FORMAT = "secret_format"  # noqa: S105
+    SECRET_MISCONFIGURED = "secret_misconfigured"  # noqa: S105
     NO_CREDENTIALS = "no_repository_credentials"
     NETWORK = "network"
     PLATFORM_MISMATCH = "platform_mismatch"
@@ -87,6 +91,10 @@ ADVICE: dict[str, str] = {
     "set executionRoleArn.",
     Diagnosis.SECRET_MISSING: "The secret named by repositoryCredentials does not exist.",
     Diagnosis.SECRET_FORMAT: 'The secret is not JSON {"username","password"}: fix its AWSCURRENT value.',
+    Diagnosis.SECRET_MISCONFIGURED: "The secret's regcred configuration does not hold (its tags, its admin "
+    "secret, or a value naming another registry): run `regcred diagnose JOB_ID` and fix what it reports.",
+    Diagnosis.SECRET_UNMANAGED: "The secret is not managed by regcred (or regcred may not read it): nothing "
+    "was probed, rotated or rolled back.",
     Diagnosis.NO_CREDENTIALS: "The registry refused an anonymous pull: add repositoryCredentials.",
     Diagnosis.PLATFORM_MISMATCH: "The image has no manifest for the job's platform (e.g. arm64 vs amd64).",
 }
@@ -104,6 +112,7 @@ _NOTIFY = {
     Diagnosis.NO_EXECUTION_ROLE,
     Diagnosis.SECRET_MISSING,
     Diagnosis.SECRET_FORMAT,
+    Diagnosis.SECRET_MISCONFIGURED,
     Diagnosis.NO_CREDENTIALS,
     Diagnosis.PLATFORM_MISMATCH,
     Diagnosis.ROTATION_STARTED,
@@ -156,7 +165,9 @@ class Remediator:
         iam: Any | None = None,
         ecs: Any | None = None,
         sns: Any | None = None,
-        check: PullChecker = registry_check,
+        check: PullChecker | None = None,
+        rotator: Rotator | None = None,
+        deployment: Deployment | None = None,
         settings: Settings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         start_rotation: Callable[[str], object] | None = None,
@@ -164,7 +175,9 @@ class Remediator:
     ) -> None:
         self.sm, self.batch, self.iam, self.ecs, self.sns = sm, batch, iam, ecs, sns
         self.coalescer = coalescer
-        self.check = check
+        # Routing, probe images and the pull check are the rotation's own: one rule for where a credential
+        # goes.
+        self.rotator = rotator or Rotator(sm, batch=batch, deployment=deployment, check=check, now=now)
         self.settings = settings or Settings()
         self._now = now
         # Secrets Manager invokes the rotation function; tests without Lambda drive it themselves.
@@ -176,8 +189,9 @@ class Remediator:
 
     # -- per event ---------------------------------------------------------------------------
 
-    def handle(self, failure: PullFailure) -> Outcome:
-        """Classify, link, act (coalesced) and tag one failure."""
+    def handle(self, failure: PullFailure, *, deadline: Deadline | None = None) -> Outcome:
+        """Classify, link, act (coalesced) and tag one failure; registry and vendor calls end by ``deadline``
+        (the invocation's, less a margin)."""
         failure_class = classify(failure.reason)
         outcome = Outcome(failure_class)
         if failure_class is FailureClass.OTHER:
@@ -187,10 +201,11 @@ class Remediator:
             outcome.duplicate = True  # a redelivery: its job is tagged already
             return outcome
         image, secret_id, role, container = self._link(failure)
-        outcome.registry = jobs.image_registry(image) if image else None
+        ref = jobs.parse_image(image) if image else None
+        outcome.registry = ref.registry if ref is not None else None
         outcome.secret = secret_id
         if failure_class in (FailureClass.AUTH, FailureClass.AUTH_OR_NOT_FOUND):
-            outcome.diagnosis = self._auth(secret_id, image, outcome)
+            outcome.diagnosis = self._auth(secret_id, image, outcome, deadline)
         elif failure_class is FailureClass.SECRET_RETRIEVAL:
             outcome.diagnosis = self._secret_retrieval(secret_id, role, outcome)
         else:
@@ -238,7 +253,9 @@ class Remediator:
 
     # -- auth: probe, then rotate or roll back -------------------------------------------------
 
-    def _auth(self, secret_id: str | None, image: str | None, outcome: Outcome) -> str:
+    def _auth(
+        self, secret_id: str | None, image: str | None, outcome: Outcome, deadline: Deadline | None
+    ) -> str:
         if not secret_id:
             return Diagnosis.NO_CREDENTIALS
         key = f"probe#{secret_id}"
@@ -246,7 +263,7 @@ class Remediator:
         if not claim.owner:
             return claim.diagnosis or Diagnosis.COALESCED
         try:
-            diagnosis = self._probe_and_act(secret_id, image, outcome)
+            diagnosis = self._probe_and_act(secret_id, image, outcome, deadline)
         except RegcredError as exc:
             logger.warning(
                 "remediation probe failed", extra={"error": type(exc).__name__, "reason": str(exc)}
@@ -257,33 +274,45 @@ class Remediator:
             self._publish(diagnosis, secret_id, image, outcome)
         return diagnosis
 
-    def _probe_and_act(self, secret_id: str, image: str | None, outcome: Outcome) -> str:
-        from .registry import Credential, PullStatus  # requests loads with the first probe
+    def _probe_and_act(
+        self, secret_id: str, image: str | None, outcome: Outcome, deadline: Deadline | None
+    ) -> str:
+        from .registry.results import PullStatus  # urllib3 loads with the first probe
 
+        rotator = self.rotator
         try:
-            meta = self.sm.describe_secret(SecretId=secret_id)
+            state = rotator.describe(secret_id)
         except self.sm.exceptions.ResourceNotFoundException:
             return Diagnosis.SECRET_MISSING
-        tags = config.tags_to_dict(meta.get("Tags"))
-        versions = {k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()}
-        managed = tags.get(config.MANAGED, "").lower() == "true"
+        except ClientError as exc:
+            if aws_error_code(exc) in ACCESS_DENIED_CODES:
+                # The functions may describe only secrets tagged regcred:managed=true: a secret we may not
+                # describe is not one regcred manages, and is never probed with.
+                return Diagnosis.SECRET_UNMANAGED
+            raise
+        if state.tags.get(config.MANAGED, "").lower() != "true":
+            return Diagnosis.SECRET_UNMANAGED
         try:
-            current = read_version(self.sm, secret_id, stage=CURRENT)
+            ctx = rotator.context(state, deadline)
+        except ConfigurationError as exc:
+            logger.warning("managed secret misconfigured", extra={"reason": str(exc)})
+            return Diagnosis.SECRET_MISCONFIGURED
+        try:
+            current = rotator.read(state.arn, stage=CURRENT)
         except SecretFormatError:
             return Diagnosis.SECRET_FORMAT
-        cfg = SecretConfig.from_tags(tags, meta["Name"]) if managed else None
-        registry = current.registry or (jobs.image_registry(image) if image else jobs.DOCKER_HUB)
-        realm_hosts = providers.realm_hosts_for(cfg) if cfg else providers.dockerhub.DEFAULT_REALM_HOSTS
-        images = [image] if image else list(cfg.images if cfg else ())
+        images = self._probe_images(ctx, image)
         if not images:
-            return Diagnosis.REGISTRY_UNREACHABLE
+            return Diagnosis.SECRET_MISCONFIGURED
         outcome.actions.append("probed")
-        result = self.check(registry, realm_hosts, Credential(current.username, current.password), images)
+        try:
+            result = rotator.check(ctx, current, images)
+        except ConfigurationError as exc:
+            logger.warning("managed secret misconfigured", extra={"reason": str(exc)})
+            return Diagnosis.SECRET_MISCONFIGURED
         statuses = {i.status for i in result.images}
         if PullStatus.CREDENTIALS_REJECTED in statuses:
-            if not managed or cfg is None:
-                return Diagnosis.SECRET_UNMANAGED
-            return self._rollback_or_rotate(meta, cfg, versions, registry, realm_hosts, images, outcome)
+            return self._rollback_or_rotate(ctx, images, outcome)
         if PullStatus.NO_ACCESS in statuses:
             return Diagnosis.SCOPE
         if PullStatus.NOT_FOUND in statuses:
@@ -294,19 +323,23 @@ class Remediator:
             return Diagnosis.REGISTRY_UNREACHABLE
         return Diagnosis.TRANSIENT
 
-    def _rollback_or_rotate(
-        self,
-        meta: Mapping[str, Any],
-        cfg: SecretConfig,
-        versions: Mapping[str, list[str]],
-        registry: str,
-        realm_hosts: frozenset[str],
-        images: list[str],
-        outcome: Outcome,
-    ) -> str:
-        from .registry import Credential
+    def _probe_images(self, ctx: StepContext, image: str | None) -> list[str]:
+        """The failed job's image when it is on the secret's configured registry, else the secret's probe
+        images. An image on any other host is ignored, whoever registered the job definition."""
+        ref = jobs.parse_image(image) if image else None
+        if ref is not None and ctx.route.names_registry(ref.registry):
+            return [str(ref)]
+        if image:
+            logger.info("failed job's image is not on the secret's registry: probing its own images instead")
+        try:
+            return list(self.rotator.probe_images(ctx).images)
+        except ConfigurationError:
+            return []
 
-        arn = meta["ARN"]
+    def _rollback_or_rotate(self, ctx: StepContext, images: list[str], outcome: Outcome) -> str:
+        state, cfg = ctx.state, ctx.cfg
+        arn = state.arn
+        versions = state.versions
         current_id = stage_holder(versions, CURRENT)
         pending_id = stage_holder(versions, PENDING)
         if pending_id is not None and pending_id != current_id:
@@ -317,14 +350,15 @@ class Remediator:
         )
         if previous_id and current_id and in_grace:
             try:
-                previous = read_version(self.sm, arn, stage=PREVIOUS, version_id=previous_id)
+                previous: SecretValue | None = self.rotator.read(arn, stage=PREVIOUS, version_id=previous_id)
             except SecretFormatError:
                 previous = None
             if previous is not None and previous.token_id != cfg.retired_token_id:
-                result = self.check(
-                    registry, realm_hosts, Credential(previous.username, previous.password), images
-                )
-                if result.ok:
+                try:
+                    result = self.rotator.check(ctx, previous, images)
+                except ConfigurationError:
+                    result = None
+                if result is not None and result.ok:
                     self.sm.update_secret_version_stage(
                         SecretId=arn,
                         VersionStage=CURRENT,
@@ -333,10 +367,10 @@ class Remediator:
                     )
                     outcome.actions.append("rolled_back")
                     logger.warning(
-                        "AWSCURRENT rolled back to the previous credential", extra={"secret": meta["Name"]}
+                        "AWSCURRENT rolled back to the previous credential", extra={"secret": state.name}
                     )
                     return Diagnosis.ROLLED_BACK
-        if not meta.get("RotationEnabled"):
+        if not state.rotation_enabled:
             return Diagnosis.ROTATION_NOT_ENABLED
         try:
             self._start_rotation(arn)
@@ -371,6 +405,10 @@ class Remediator:
             meta = self.sm.describe_secret(SecretId=secret_id)
         except self.sm.exceptions.ResourceNotFoundException:
             return Diagnosis.SECRET_MISSING
+        except ClientError as exc:
+            if aws_error_code(exc) in ACCESS_DENIED_CODES:
+                return Diagnosis.SECRET_UNMANAGED
+            raise
         checks = [("secretsmanager:GetSecretValue", meta["ARN"], Diagnosis.ROLE_DENIED)]
         if meta.get("KmsKeyId"):
             checks.append(("kms:Decrypt", meta["KmsKeyId"], Diagnosis.KMS_DENIED))

@@ -1,21 +1,26 @@
 """The Secrets Manager rotation protocol for registry credentials, as a state machine over staging labels.
 
 Secrets Manager calls the four steps in order with one ClientRequestToken; any step may run twice,
-concurrently, or after a crash anywhere inside it, so each one re-reads the labels and does only
-what is still missing:
+concurrently, or after a crash anywhere inside it, so each one re-reads the labels and does only what is
+still missing:
 
-- ``createSecret`` mints a credential at the vendor, labelled with the token, and stores it as
-  AWSPENDING. A retry finds what an earlier try minted under the same label and revokes it (the
-  vendor shows a token's secret only once, so it cannot be reused) before minting again.
+- ``createSecret`` refuses before minting anything when the configuration does not hold (routing, the
+  admin secret's binding, probe images, a value naming another registry), revokes orphans that earlier
+  rotations left (credentials labelled for this secret that no version holds), mints a credential labelled
+  with the token and stores it as AWSPENDING. A mint whose outcome is unknown is never sent again: the
+  credential is looked up by its label and revoked, and the step fails for a retry.
 - ``setSecret`` has nothing to do for the overlap strategy: the new credential is live at the vendor.
-- ``testSecret`` proves the pending credential can pull every probe image through the registry's
-  ``/v2/`` flow. On a clear failure it revokes the pending credential and removes AWSPENDING, so
-  AWSCURRENT is never touched; when the registry could not be reached it keeps AWSPENDING for a retry.
-- ``finishSecret`` revokes the credential that is about to lose AWSPREVIOUS (at most two live
-  credentials per secret), moves AWSCURRENT, and removes AWSPENDING.
+- ``testSecret`` proves the pending credential pulls every probe image through the registry's ``/v2/``
+  flow, and that the registry needed it (an image served without credentials proves nothing). On a clear
+  failure it revokes the pending credential and every other one this rotation minted, and removes
+  AWSPENDING, so AWSCURRENT is never touched; when the registry could not be reached it keeps AWSPENDING.
+- ``finishSecret`` revokes the credential that is about to lose AWSPREVIOUS and any orphan (at most two
+  live credentials per secret), moves AWSCURRENT, and removes AWSPENDING.
 
-The guards are those of the AWS rotation templates: rotation enabled, the token is a version of
-the secret, nothing to do if it is AWSCURRENT already, refuse if it is not AWSPENDING.
+Every revocation goes through `regcred.revocation.revoke_minted`: only credentials whose vendor record is
+labelled for this secret are revoked, whatever token id a version claims. The guards are those of the AWS
+rotation templates: rotation enabled, the token is a version of the secret, nothing to do if it is
+AWSCURRENT already, refuse if it is not AWSPENDING.
 """
 
 from __future__ import annotations
@@ -26,26 +31,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import config, providers
-from .config import SecretConfig
+from . import labels, providers, routing
+from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOKEN, SecretConfig, tags_to_dict
 from .errors import (
     ConfigurationError,
+    MintOutcomeUnknown,
+    RegcredError,
     RotationError,
     RotationRetryable,
     RotationTestFailed,
     SecretFormatError,
 )
+from .http.deadline import Deadline
 from .observability import logger
-from .providers import Provider
+from .providers import Provider, ProviderSpec
+from .revocation import RevokeResult, orphans, revoke_minted
+from .routing import Deployment, Routing, check_value_registry
 from .secret import SecretValue, parse, render
+from .timefmt import format_time
 
 if TYPE_CHECKING:
+    from .http.transport import Transport
     from .registry import Credential, PullCheck
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
-LABEL_MAX = 100  # Docker Hub's token_label limit, the tightest of the vendors
+STAGES = (CURRENT, PENDING, PREVIOUS)
+STEP_SECONDS = 60.0
 
 
 class Step(enum.Enum):
@@ -57,36 +70,56 @@ class Step(enum.Enum):
     FINISH = "finishSecret"
 
     @classmethod
-    def parse(cls, text: str) -> Step:
+    def parse(cls, text: object) -> Step:
         """Accept ``createSecret`` and ``create_secret`` spellings."""
-        key = text.replace("_", "").lower()
+        key = text.replace("_", "").lower() if isinstance(text, str) and len(text) < 40 else ""
         for step in cls:
             if step.value.lower() == key:
                 return step
         raise RotationError(
-            f"unknown rotation step {text!r}; expected one of createSecret, setSecret, "
-            "testSecret, finishSecret"
+            "unknown rotation step; expected one of createSecret, setSecret, testSecret, finishSecret"
         )
 
 
+class Outcome(enum.StrEnum):
+    """What a rotation step did."""
+
+    EXISTS = "exists"
+    CREATED = "created"
+    LOST_RACE = "lost_race"
+    NOTHING_TO_SET = "nothing_to_set"
+    PULLS = "pulls"
+    PROMOTED = "promoted"
+    ALREADY_CURRENT = "already_current"
+
+
+class RetireResult(enum.StrEnum):
+    """What `Rotator.retire_previous` did."""
+
+    NO_PREVIOUS = "no_previous"
+    NOT_MINTED = "previous_not_minted_by_regcred"
+    ALREADY_RETIRED = "already_retired"
+    IN_GRACE = "in_grace"
+    CURRENT_UNPROVEN = "current_unproven"
+    REFUSED = "refused_not_minted_for_secret"
+    RETIRED = "retired"
+
+
 class PullChecker(Protocol):
-    """Proves a credential can pull images from a registry."""
+    """Proves a credential can pull images from a secret's registry."""
 
     def __call__(
-        self, registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
+        self,
+        route: Routing,
+        credential: Credential,
+        images: Sequence[str],
+        *,
+        deadline: Deadline | None = None,
+        prove: bool = False,
     ) -> PullCheck: ...
 
 
-ProviderFactory = Callable[[SecretConfig, SecretValue], Provider]
-
-
-def registry_check(
-    registry: str, realm_hosts: frozenset[str], credential: Credential, images: Sequence[str]
-) -> PullCheck:
-    """The real check: the registry's /v2/ auth flow and a manifest HEAD per image."""
-    from .registry import RegistryClient  # requests loads on the first registry call
-
-    return RegistryClient(registry, realm_hosts=realm_hosts).check_pull(credential, images)
+ProviderFactory = Callable[["StepContext"], Provider]
 
 
 # -- pure decisions ----------------------------------------------------------------------------
@@ -115,12 +148,12 @@ def guard(
     rotation_enabled: bool,
     require_rotation_enabled: bool = True,
 ) -> Guard:
-    """The AWS templates' guard, plus one allowance: a createSecret whose token has no version yet
-    may create it (the in-process driver has no RotateSecret to register the token first)."""
+    """The AWS templates' guard, plus one allowance: a createSecret whose token has no version yet may create
+    it (the in-process driver, ``regcred rotate --local``, has no RotateSecret to register the token)."""
     if require_rotation_enabled and not rotation_enabled:
         raise RotationError(
-            "rotation is not enabled on this secret; enable it (regcred onboard "
-            "--rotation-lambda ARN) or drive it with regcred rotate --local"
+            "rotation is not enabled on this secret; enable it (regcred onboard --rotation-lambda ARN) or "
+            "drive it with regcred rotate --local"
         )
     stages = versions.get(token)
     if stages is None:
@@ -131,36 +164,15 @@ def guard(
         return Guard.ALREADY_CURRENT
     if PENDING not in stages:
         raise RotationError(
-            f"version {token} is not AWSPENDING (its earlier test failed or another rotation replaced "
-            "it); start a new rotation"
+            f"version {token} is not AWSPENDING (its earlier test failed or another rotation replaced it); "
+            "start a new rotation"
         )
     return Guard.PROCEED
 
 
-def label_for(secret_name: str, token: str) -> str:
-    """The vendor label of the credential a rotation mints: unique by token, readable by name."""
-    tail = f" {token}"
-    head = f"regcred {secret_name}"
-    return (head[: max(0, LABEL_MAX - len(tail))] + tail)[-LABEL_MAX:]
-
-
 def failure_is_retryable(check: PullCheck) -> bool:
     """A check that only failed to reach or use the registry says nothing against the credential."""
-    from .registry import PullStatus
-
-    blocking = {PullStatus.CREDENTIALS_REJECTED, PullStatus.NO_ACCESS, PullStatus.NOT_FOUND}
-    return not any(image.status in blocking for image in check.images) and check.could_not_check
-
-
-def summarize(check: PullCheck) -> str:
-    """One line per failing image, without any secret."""
-    from .registry import PullStatus
-
-    return "; ".join(
-        f"{image.image}: {image.status.value} ({image.detail})"
-        for image in check.images
-        if image.status is not PullStatus.OK
-    )
+    return check.could_not_check and not check.failed
 
 
 def matches_secret(credentials_parameter: str, arn: str, name: str) -> bool:
@@ -171,15 +183,21 @@ def matches_secret(credentials_parameter: str, arn: str, name: str) -> bool:
     return arn.startswith(credentials_parameter + "-") and len(arn) - len(credentials_parameter) == 7
 
 
-def _job_definition_images(definition: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+def job_definition_images(definition: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     """(image, credentialsParameter) pairs of a Batch job definition, multi-node ranges included."""
     containers = [definition.get("containerProperties") or {}]
-    for node_range in (definition.get("nodeProperties") or {}).get("nodeRangeProperties") or []:
-        containers.append(node_range.get("container") or {})
+    node_properties = definition.get("nodeProperties") or {}
+    for node_range in (
+        node_properties.get("nodeRangeProperties") or [] if isinstance(node_properties, dict) else []
+    ):
+        if isinstance(node_range, dict):
+            containers.append(node_range.get("container") or {})
     for container in containers:
+        if not isinstance(container, dict):
+            continue
         image = container.get("image")
         parameter = (container.get("repositoryCredentials") or {}).get("credentialsParameter")
-        if image and parameter:
+        if isinstance(image, str) and isinstance(parameter, str) and image and parameter:
             yield image, parameter
 
 
@@ -199,12 +217,13 @@ class StepOutcome:
     """What a step did, for logs and metrics."""
 
     step: Step
-    outcome: str
+    outcome: Outcome
     provider: str
     rotation_seconds: float | None = None  # createSecret to promotion, set by finishSecret
+    skipped_images: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return self.outcome
+        return self.outcome.value
 
 
 @dataclass(frozen=True)
@@ -222,6 +241,25 @@ class SecretState:
         return SecretConfig.from_tags(self.tags, self.name)
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """One step's view of a secret: its state, configuration, provider spec, routing and deadline."""
+
+    state: SecretState
+    cfg: SecretConfig
+    spec: ProviderSpec
+    route: Routing
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class ProbeImages:
+    """The images that prove a credential, and those that were left out (with why)."""
+
+    images: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+
+
 class Rotator:
     """Runs rotation steps and retirement against Secrets Manager, a provider and a registry."""
 
@@ -230,17 +268,68 @@ class Rotator:
         sm: Any,
         *,
         batch: Any | None = None,
+        deployment: Deployment | None = None,
         provider_factory: ProviderFactory | None = None,
-        check: PullChecker = registry_check,
+        check: PullChecker | None = None,
+        transport: Transport | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         require_rotation_enabled: bool = True,
+        step_seconds: float = STEP_SECONDS,
     ) -> None:
         self.sm = sm
         self.batch = batch
-        self._provider_factory = provider_factory or (lambda cfg, value: providers.build(cfg, sm, value))
-        self._check = check
+        self.deployment = deployment if deployment is not None else Deployment.from_env()
+        self._transport = transport
+        self._provider_factory = provider_factory or self._build_provider
+        self._check = check or self._registry_check
         self._now = now
         self.require_rotation_enabled = require_rotation_enabled
+        self.step_seconds = step_seconds
+
+    # -- collaborators ------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The outbound transport, built on first use (urllib3 loads with the first outbound call)."""
+        if self._transport is None:
+            from .http.transport import Transport
+
+            self._transport = Transport(local_origins=self.deployment.local_origins)
+        return self._transport
+
+    def _build_provider(self, ctx: StepContext) -> Provider:
+        if not ctx.cfg.admin_secret:
+            raise ConfigurationError(
+                f"secret {ctx.state.name} has no regcred:admin-secret tag: name the secret that holds the "
+                f"{ctx.spec.name} admin identity"
+            )
+        admin = providers.read_admin_credential(self.sm, ctx.cfg.admin_secret, secret_name=ctx.state.name)
+        return providers.build(ctx.cfg, ctx.route, admin, transport=self.transport, deadline=ctx.deadline)
+
+    def _registry_check(
+        self,
+        route: Routing,
+        credential: Credential,
+        images: Sequence[str],
+        *,
+        deadline: Deadline | None = None,
+        prove: bool = False,
+    ) -> PullCheck:
+        from .registry.client import RegistryClient
+
+        client = RegistryClient(route.registry, trusted_realms=route.realms, transport=self.transport)
+        return client.check_pull(credential, images, deadline=deadline, prove=prove)
+
+    def check(
+        self, ctx: StepContext, value: SecretValue, images: Sequence[str], *, prove: bool = False
+    ) -> PullCheck:
+        """Whether a version's credential pulls ``images`` on the secret's configured registry."""
+        from .registry.credential import Credential
+
+        check_value_registry(value.registry, ctx.route, secret=ctx.state.name)
+        return self._check(
+            ctx.route, Credential(value.username, value.password), images, deadline=ctx.deadline, prove=prove
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -250,51 +339,117 @@ class Rotator:
         return SecretState(
             arn=meta["ARN"],
             name=meta["Name"],
-            tags=config.tags_to_dict(meta.get("Tags")),
+            tags=tags_to_dict(meta.get("Tags")),
             versions={k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()},
             rotation_enabled=bool(meta.get("RotationEnabled")),
         )
+
+    def context(self, state: SecretState, deadline: Deadline | None = None) -> StepContext:
+        """Configuration, provider spec and routing of a secret (ConfigurationError when they do not hold)."""
+        cfg = state.config
+        spec = providers.spec_for(cfg.provider)
+        route = routing.resolve(spec, cfg, self.deployment)
+        return StepContext(state, cfg, spec, route, deadline or Deadline(self.step_seconds))
 
     def read(self, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
         """A version's value (see :func:`read_version`)."""
         return read_version(self.sm, secret_id, stage=stage, version_id=version_id)
 
-    def probe_images(self, state: SecretState, registry: str) -> list[str]:
+    def probe_images(self, ctx: StepContext) -> ProbeImages:
         """Images that prove a credential: the ``regcred:images`` tag, else those of ACTIVE Batch job
-        definitions whose repositoryCredentials name this secret."""
-        from .registry import ImageRef
+        definitions whose repositoryCredentials name this secret. Only images on the secret's configured
+        registry count; an unparseable image is reported and skipped, never a reason to stop."""
+        from .registry.reference import ImageRef
 
-        cfg = state.config
-        images: list[str] = list(cfg.images)
-        if not images and self.batch is not None:
+        state, route = ctx.state, ctx.route
+        candidates: list[tuple[str, str | None]] = [(i, route.registry_name) for i in ctx.cfg.images]
+        if not candidates and self.batch is not None:
             paginator = self.batch.get_paginator("describe_job_definitions")
             for page in paginator.paginate(status="ACTIVE"):
                 for definition in page.get("jobDefinitions", []):
-                    for image, parameter in _job_definition_images(definition):
-                        if matches_secret(parameter, state.arn, state.name) and image not in images:
-                            images.append(image)
-        on_registry = [i for i in images if ImageRef.parse(i, default_registry=registry).registry == registry]
-        if not on_registry:
+                    for image, parameter in job_definition_images(definition):
+                        if matches_secret(parameter, state.arn, state.name):
+                            candidates.append((image, None))  # job definitions: Docker's default registry
+        images: list[str] = []
+        skipped: list[str] = []
+        for text, default in dict.fromkeys(candidates):
+            try:
+                ref = ImageRef.parse(text, default_registry=default)
+            except RegcredError as exc:
+                skipped.append(str(exc))
+                continue
+            if not route.names_registry(ref.registry):
+                skipped.append(f"{ref} is not on {route.registry_name}")
+                continue
+            if str(ref) not in images:
+                images.append(str(ref))
+        if skipped:
+            logger.warning("probe images skipped", extra={"skipped": skipped[:20]})
+        if not images:
             raise ConfigurationError(
-                f"no probe image for secret {state.name} on {registry}: tag it "
-                f"{config.IMAGES}='repo:tag ...' or reference it from an ACTIVE Batch job definition"
+                f"no probe image for secret {state.name} on {route.registry_name}: tag it "
+                f"{IMAGES}='repo:tag ...' "
+                "or reference it from an ACTIVE Batch job definition"
+                + (f" ({len(skipped)} image(s) skipped: {'; '.join(skipped[:3])})" if skipped else "")
             )
-        return on_registry
+        return ProbeImages(tuple(images), tuple(skipped))
 
-    def _provider(self, state: SecretState, value: SecretValue) -> Provider:
-        return self._provider_factory(state.config, value)
+    def _held_token_ids(self, state: SecretState) -> set[str]:
+        """Vendor ids of the credentials that a staged version (AWSCURRENT, AWSPENDING, AWSPREVIOUS) holds."""
+        ids: set[str] = set()
+        for version_id in {stage_holder(state.versions, stage) for stage in STAGES} - {None}:
+            try:
+                # By its id alone: the labels in ``state`` may be a step behind.
+                secret_string = self.sm.get_secret_value(SecretId=state.arn, VersionId=version_id).get(
+                    "SecretString"
+                )
+                token_id = parse(secret_string).token_id
+            except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
+                continue
+            if token_id:
+                ids.add(token_id)
+        return ids
 
-    def _realm_hosts(self, state: SecretState, provider: Provider | None) -> frozenset[str]:
-        hosts = providers.realm_hosts_for(state.config)
-        return hosts | provider.realm_hosts if provider is not None else hosts
+    def _promoted_token_ids(self, state: SecretState) -> set[str]:
+        ids: set[str] = set()
+        for stage in (CURRENT, PREVIOUS):
+            version_id = stage_holder(state.versions, stage)
+            if version_id is not None:
+                token_id = self.read(state.arn, stage=stage, version_id=version_id).token_id
+                if token_id:
+                    ids.add(token_id)
+        return ids
+
+    def _revoke_orphans(
+        self,
+        ctx: StepContext,
+        provider: Provider,
+        held: set[str],
+        *,
+        rotation: str | None = None,
+        except_rotation: str | None = None,
+    ) -> int:
+        """Revoke credentials labelled for this secret that no version holds; returns how many."""
+        found = orphans(
+            provider.list_tokens(), ctx.state.name, held, rotation=rotation, except_rotation=except_rotation
+        )
+        revoked = 0
+        for token in found:
+            if revoke_minted(provider, token.token_id, ctx.state.name).done:
+                revoked += 1
+        if revoked:
+            logger.info("orphaned credentials revoked", extra={"count": revoked})
+        return revoked
 
     # -- the protocol --------------------------------------------------------------------------
 
-    def run(self, secret_id: str, token: str, step: str | Step) -> StepOutcome:
+    def run(
+        self, secret_id: str, token: str, step: str | Step, *, deadline: Deadline | None = None
+    ) -> StepOutcome:
         """Run one step and say what it did."""
         step = step if isinstance(step, Step) else Step.parse(step)
         state = self.describe(secret_id)
-        provider_name = state.tags.get(config.PROVIDER, "unknown")
+        provider_name = state.tags.get(PROVIDER, "unknown")
         verdict = guard(
             state.versions,
             token,
@@ -306,38 +461,59 @@ class Rotator:
             if step is Step.FINISH:
                 self._finish_cleanup(state, token)
             logger.info("rotation step skipped: version already current", extra={"step": step.value})
-            return StepOutcome(step, "already_current", provider_name)
-        if step is Step.FINISH:
-            pending = self.read(state.arn, stage=PENDING, version_id=token)
-            outcome = self.finish_secret(state, token)
-            took = (self._now() - pending.issued_at).total_seconds() if pending.issued_at else None
-            return StepOutcome(step, outcome, provider_name, took)
-        handler = {
-            Step.CREATE: self.create_secret,
-            Step.SET: self.set_secret,
-            Step.TEST: self.test_secret,
-        }[step]
-        return StepOutcome(step, handler(state, token), provider_name)
+            return StepOutcome(step, Outcome.ALREADY_CURRENT, provider_name)
+        ctx = self.context(state, deadline)
+        if step is Step.CREATE:
+            outcome, skipped = self.create_secret(ctx, token)
+            return StepOutcome(step, outcome, provider_name, skipped_images=skipped)
+        if step is Step.SET:
+            return StepOutcome(step, self.set_secret(ctx, token), provider_name)
+        if step is Step.TEST:
+            return StepOutcome(step, self.test_secret(ctx, token), provider_name)
+        pending = self.read(state.arn, stage=PENDING, version_id=token)
+        outcome = self.finish_secret(ctx, token)
+        took = (self._now() - pending.issued_at).total_seconds() if pending.issued_at else None
+        return StepOutcome(step, outcome, provider_name, took)
 
-    def create_secret(self, state: SecretState, token: str) -> str:
+    def create_secret(self, ctx: StepContext, token: str) -> tuple[Outcome, tuple[str, ...]]:
         """Mint a credential labelled with the token and store it as AWSPENDING.
 
-        Credentials that a crashed or concurrent try minted under the same label are not revoked
-        here, where a racer may be about to store one of them, but in testSecret, once the stored
-        one is known."""
+        Credentials that a crashed or concurrent try of *this* rotation minted are not revoked here, where a
+        racer may be about to store one of them, but in testSecret, once the stored one is known; those of
+        other rotations are orphans and are revoked before minting."""
+        state = ctx.state
         if self._pending_stored(state, token):
-            return "exists"
+            return Outcome.EXISTS, ()
         current = self.read(state.arn, stage=CURRENT)
-        provider = self._provider(state, current)
-        self.probe_images(state, provider.registry)  # refuse before minting anything
+        check_value_registry(current.registry, ctx.route, secret=state.name)
+        if current.provider and current.provider != ctx.cfg.provider:
+            raise ConfigurationError(
+                f"secret {state.name}: its value says provider {current.provider!r} but the "
+                "regcred:provider tag "
+                f"says {ctx.cfg.provider!r}; nothing was minted"
+            )
+        provider = self._provider_factory(ctx)  # the admin secret's binding is checked here
+        probe = self.probe_images(ctx)  # refuse before minting anything
+        label = labels.label_for(state.name, token, max_length=provider.spec.label_max)
+        self._revoke_orphans(ctx, provider, self._held_token_ids(state), except_rotation=token)
         now = self._now()
-        issued = provider.issue(label_for(state.name, token), now + timedelta(seconds=state.config.ttl_s))
+        try:
+            issued = provider.issue(label, now + timedelta(seconds=ctx.cfg.ttl_s))
+        except MintOutcomeUnknown as exc:
+            revoked = self._revoke_orphans(ctx, provider, self._held_token_ids(state), rotation=token)
+            raise RotationRetryable(
+                f"{exc}; the mint is not repeated: {revoked} credential(s) labelled for this rotation were "
+                "found "
+                "and revoked; the step can be retried"
+            ) from None
         pending = current.with_credential(
             username=issued.username,
             password=issued.password,
             token_id=issued.token_id,
             expires_at=issued.expires_at,
             issued_at=now,
+            registry=ctx.route.registry_name,
+            provider=ctx.cfg.provider,
         )
         # A concurrent createSecret may have stored its credential first: ours must not stay alive.
         # Secrets Manager refuses a second value for one token; the re-read covers emulators that do not.
@@ -353,16 +529,16 @@ class Rotator:
             except self.sm.exceptions.ResourceExistsException:
                 lost = True
             except Exception:
-                provider.revoke(issued.token_id)
+                revoke_minted(provider, issued.token_id, state.name)
                 raise
         if lost:
-            provider.revoke(issued.token_id)
-            return "lost_race"
+            revoke_minted(provider, issued.token_id, state.name)
+            return Outcome.LOST_RACE, probe.skipped
         self._revoke_stale_pending(
             state, token, provider, keep={issued.token_id} | self._promoted_token_ids(state)
         )
         logger.info("pending credential created", extra={"token_id": issued.token_id})
-        return "created"
+        return Outcome.CREATED, probe.skipped
 
     def _pending_stored(self, state: SecretState, token: str) -> bool:
         """Whether the token's version already holds a credential (not just RotateSecret's placeholder)."""
@@ -387,75 +563,67 @@ class Rotator:
         except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
             return  # an empty placeholder version: nothing was minted for it
         if stale_value.token_id and stale_value.token_id not in keep:
-            provider.revoke(stale_value.token_id)
+            revoke_minted(provider, stale_value.token_id, state.name)
 
-    def set_secret(self, state: SecretState, token: str) -> str:
+    def set_secret(self, ctx: StepContext, token: str) -> Outcome:
         """Overlap strategy: the new credential is live at the vendor already."""
-        return "nothing_to_set"
+        return Outcome.NOTHING_TO_SET
 
-    def test_secret(self, state: SecretState, token: str) -> str:
-        """Prove the pending credential pulls every probe image, or revoke it."""
-        from .registry import Credential
-
+    def test_secret(self, ctx: StepContext, token: str) -> Outcome:
+        """Prove the pending credential pulls every probe image and was needed for it; else revoke it."""
+        state = ctx.state
         pending = self.read(state.arn, stage=PENDING, version_id=token)
-        provider = self._provider(state, pending)
-        registry = pending.registry or provider.registry
-        images = self.probe_images(state, registry)
-        result = self._check(
-            registry,
-            self._realm_hosts(state, provider),
-            Credential(pending.username, pending.password),
-            images,
-        )
-        # RotateSecret(RotateImmediately=False) tests the configuration with a pending copy of
-        # AWSCURRENT: a credential that AWSCURRENT or AWSPREVIOUS holds is never revoked here.
+        provider = self._provider_factory(ctx)
+        probe = self.probe_images(ctx)
+        result = self.check(ctx, pending, probe.images, prove=True)
+        # RotateSecret(RotateImmediately=False) tests the configuration with a pending copy of AWSCURRENT: a
+        # credential that AWSCURRENT or AWSPREVIOUS holds is never revoked here.
         promoted = self._promoted_token_ids(state)
         if result.ok:
-            for extra in provider.find_by_label(label_for(state.name, token)):
-                if extra.token_id != pending.token_id and extra.token_id not in promoted:
-                    provider.revoke(extra.token_id)  # minted by a concurrent createSecret that lost
-            return "pulls"
+            keep = promoted | {pending.token_id} if pending.token_id else promoted
+            self._revoke_orphans(ctx, provider, keep, rotation=token)  # minted by a concurrent try that lost
+            return Outcome.PULLS
         if failure_is_retryable(result):
             raise RotationRetryable(
-                f"could not check the pending credential, kept for a retry: {summarize(result)}"
+                f"could not check the pending credential, kept for a retry: {result.summary()}"
             )
         if pending.token_id in promoted:
             raise RotationTestFailed(
-                f"the pending version holds the credential of a promoted version, and it cannot pull; "
-                f"nothing was revoked: {summarize(result)}"
+                "the pending version holds the credential of a promoted version, and it cannot pull; "
+                "nothing was "
+                f"revoked: {result.summary()}"
             )
         if pending.token_id:
-            provider.revoke(pending.token_id)
+            revoke_minted(provider, pending.token_id, state.name)
+        self._revoke_orphans(ctx, provider, promoted, rotation=token)
         self.sm.update_secret_version_stage(
             SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
         )
+        if result.unproven:
+            raise RotationTestFailed(
+                "the registry serves every probe image without credentials, so nothing proves the new "
+                "credential; "
+                f"it was revoked and AWSCURRENT is unchanged. Probe a private image ({IMAGES}): "
+                f"{result.summary()}"
+            )
         raise RotationTestFailed(
-            f"the new credential cannot pull, so it was revoked and AWSCURRENT is unchanged: "
-            f"{summarize(result)}"
+            "the new credential cannot pull, so it was revoked and AWSCURRENT is unchanged: "
+            f"{result.summary()}"
         )
 
-    def _promoted_token_ids(self, state: SecretState) -> set[str]:
-        """Vendor ids of the credentials AWSCURRENT and AWSPREVIOUS hold."""
-        ids: set[str] = set()
-        for stage in (CURRENT, PREVIOUS):
-            version_id = stage_holder(state.versions, stage)
-            if version_id is not None:
-                token_id = self.read(state.arn, stage=stage, version_id=version_id).token_id
-                if token_id:
-                    ids.add(token_id)
-        return ids
-
-    def finish_secret(self, state: SecretState, token: str) -> str:
+    def finish_secret(self, ctx: StepContext, token: str) -> Outcome:
         """Revoke the credential leaving AWSPREVIOUS, promote the pending one, clear AWSPENDING."""
+        state = ctx.state
         current_id = stage_holder(state.versions, CURRENT)
         previous_id = stage_holder(state.versions, PREVIOUS)
         pending = self.read(state.arn, stage=PENDING, version_id=token)
+        provider = self._provider_factory(ctx)
         if previous_id and previous_id not in (token, current_id):
             old = self.read(state.arn, stage=PREVIOUS, version_id=previous_id)
             current = self.read(state.arn, stage=CURRENT) if current_id else None
             live = {pending.token_id, current.token_id if current else None}
             if old.token_id and old.token_id not in live:
-                self._provider(state, pending).revoke(old.token_id)
+                revoke_minted(provider, old.token_id, state.name)
         move: dict[str, str] = {"MoveToVersionId": token}
         if current_id:
             move["RemoveFromVersionId"] = current_id
@@ -469,8 +637,10 @@ class Rotator:
             self.sm.update_secret_version_stage(SecretId=state.arn, VersionStage=PREVIOUS, **move)
             after = self.describe(state.arn)
         self._finish_cleanup(after, token)
+        # At rest, at most AWSCURRENT and AWSPREVIOUS: anything else labelled for the secret goes.
+        self._revoke_orphans(ctx, provider, self._held_token_ids(after))
         logger.info("rotation finished", extra={"token_id": pending.token_id})
-        return "promoted"
+        return Outcome.PROMOTED
 
     def _finish_cleanup(self, state: SecretState, token: str) -> None:
         """After promotion: AWSPENDING gone, promotion time recorded (both idempotent)."""
@@ -478,52 +648,45 @@ class Rotator:
             self.sm.update_secret_version_stage(
                 SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
             )
-        if state.tags.get(config.PROMOTED_VERSION) != token:
+        if state.tags.get(PROMOTED_VERSION) != token:
             self.sm.tag_resource(
                 SecretId=state.arn,
                 Tags=[
-                    {"Key": config.PROMOTED_AT, "Value": self._now().strftime("%Y-%m-%dT%H:%M:%SZ")},
-                    {"Key": config.PROMOTED_VERSION, "Value": token},
+                    {"Key": PROMOTED_AT, "Value": format_time(self._now())},
+                    {"Key": PROMOTED_VERSION, "Value": token},
                 ],
             )
 
     # -- retirement -----------------------------------------------------------------------------
 
-    def retire_previous(self, secret_id: str) -> str:
+    def retire_previous(self, secret_id: str, *, deadline: Deadline | None = None) -> RetireResult:
         """Revoke the AWSPREVIOUS credential once its grace period is over and AWSCURRENT pulls."""
-        from .registry import Credential
-
         state = self.describe(secret_id)
-        cfg = state.config
+        ctx = self.context(state, deadline)
+        cfg = ctx.cfg
         previous_id = stage_holder(state.versions, PREVIOUS)
         if previous_id is None:
-            return "no_previous"
+            return RetireResult.NO_PREVIOUS
         previous = self.read(state.arn, stage=PREVIOUS, version_id=previous_id)
         current = self.read(state.arn, stage=CURRENT)
         if not previous.token_id:
-            return "previous_not_minted_by_regcred"
-        if previous.token_id == current.token_id or previous.token_id == cfg.retired_token_id:
-            return "already_retired"
+            return RetireResult.NOT_MINTED
+        if previous.token_id in (current.token_id, cfg.retired_token_id):
+            return RetireResult.ALREADY_RETIRED
         promoted = cfg.promoted_at or current.issued_at
         if promoted is not None and self._now() < promoted + timedelta(seconds=cfg.grace_s):
-            return "in_grace"
-        provider = self._provider(state, current)
-        registry = current.registry or provider.registry
-        result = self._check(
-            registry,
-            self._realm_hosts(state, provider),
-            Credential(current.username, current.password),
-            self.probe_images(state, registry),
-        )
+            return RetireResult.IN_GRACE
+        provider = self._provider_factory(ctx)
+        result = self.check(ctx, current, self.probe_images(ctx).images)
         if not result.ok:
             # The previous credential may be the way back: keep it until AWSCURRENT is proven.
             logger.warning(
-                "previous credential kept: AWSCURRENT does not pull", extra={"detail": summarize(result)}
+                "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
             )
-            return "current_unproven"
-        provider.revoke(previous.token_id)
-        self.sm.tag_resource(
-            SecretId=state.arn, Tags=[{"Key": config.RETIRED_TOKEN, "Value": previous.token_id}]
-        )
+            return RetireResult.CURRENT_UNPROVEN
+        revoked = revoke_minted(provider, previous.token_id, state.name)
+        if revoked in (RevokeResult.NOT_MINTED_FOR_SECRET, RevokeResult.INVALID_ID):
+            return RetireResult.REFUSED
+        self.sm.tag_resource(SecretId=state.arn, Tags=[{"Key": RETIRED_TOKEN, "Value": previous.token_id}])
         logger.info("previous credential retired", extra={"token_id": previous.token_id})
-        return "retired"
+        return RetireResult.RETIRED

@@ -3,7 +3,9 @@
 ECS and Batch read only ``username`` and ``password`` from the AWSCURRENT version (the EC2 agent
 decodes those two keys with Go's JSON and ignores the rest), so every version also carries what
 belongs to that one credential: where it works, which vendor minted it, the vendor's id for it and
-when it expires. Configuration that is not per version lives in the secret's tags (see ``tags.py``).
+when it expires. Configuration that is not per version lives in the secret's tags (see ``config.py``).
+A value is untrusted input: it is parsed with bounds (size, nesting), and none of its fields decides
+where a credential is sent (``registry`` is checked against configuration, see ``routing.py``).
 
 Every write goes through :func:`render`, which validates first: regcred never writes a value ECS
 cannot read.
@@ -14,32 +16,31 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from . import redact, safejson
 from .errors import SecretFormatError
+from .hosts import split_host_port
+from .timefmt import format_time
+from .timefmt import parse_time as _parse_iso
 
-# Registry hosts as Docker writes them: a DNS name or IPv4 address, an optional port.
-_REGISTRY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+# Secrets Manager's own limit for SecretString.
+MAX_SECRET_BYTES = 65536
 _PROVIDER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Docker's credential helpers and the ECS agent pass these through HTTP Basic: no control characters.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_FIELD = 4096
 
 
-def _format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(text: str, what: str) -> datetime:
     """Parse an ISO 8601 timestamp; naive times are taken as UTC."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return _parse_iso(text)
     except ValueError:
         raise SecretFormatError(
             f"{what} is not an ISO 8601 time (expected e.g. 2027-01-01T00:00:00Z)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,10 @@ class SecretValue:
         token_id: str | None,
         expires_at: datetime | None,
         issued_at: datetime,
+        registry: str | None = None,
+        provider: str | None = None,
     ) -> SecretValue:
-        """This value with another credential of the same registry and provider."""
+        """This value with another credential (and, when given, the configured registry and provider)."""
         return replace(
             self,
             username=username,
@@ -74,6 +77,8 @@ class SecretValue:
             token_id=token_id,
             expires_at=expires_at,
             issued_at=issued_at,
+            registry=self.registry if registry is None else registry,
+            provider=self.provider if provider is None else provider,
         )
 
     def expires_within(self, now: datetime, seconds: float) -> bool:
@@ -87,11 +92,13 @@ def parse(text: str | None) -> SecretValue:
         raise SecretFormatError(
             'the secret has no SecretString; store JSON {"username": ..., "password": ...}'
         )
+    if not isinstance(text, str):
+        raise SecretFormatError('the secret value must be a JSON string {"username": ..., "password": ...}')
     try:
-        raw = json.loads(text)
-    except ValueError:
+        raw = safejson.loads(text, max_bytes=MAX_SECRET_BYTES)
+    except ValueError as exc:
         raise SecretFormatError(
-            'the secret value is not JSON; store {"username": ..., "password": ...}'
+            f'the secret value is not usable JSON ({exc}); store {{"username": ..., "password": ...}}'
         ) from None
     if not isinstance(raw, dict):
         raise SecretFormatError('the secret value must be a JSON object {"username": ..., "password": ...}')
@@ -106,6 +113,7 @@ def parse(text: str | None) -> SecretValue:
         issued_at=_time(raw, "issued_at"),
         extra={k: v for k, v in raw.items() if k not in known},
     )
+    redact.remember(value.password)
     validate(value)
     return value
 
@@ -138,7 +146,7 @@ def validate(value: SecretValue) -> None:
             raise SecretFormatError(f'"{key}" contains control characters (a pasted newline?); remove them')
     if ":" in value.username:
         raise SecretFormatError('"username" contains ":", which HTTP Basic auth cannot carry')
-    if value.registry and not _REGISTRY_RE.match(value.registry):
+    if value.registry and split_host_port(value.registry) is None:
         raise SecretFormatError(
             '"registry" must be a registry host such as registry-1.docker.io or host:port'
         )
@@ -158,9 +166,9 @@ def render(value: SecretValue) -> str:
     if value.token_id:
         out["token_id"] = value.token_id
     if value.expires_at:
-        out["expires_at"] = _format_time(value.expires_at)
+        out["expires_at"] = format_time(value.expires_at)
     if value.issued_at:
-        out["issued_at"] = _format_time(value.issued_at)
+        out["issued_at"] = format_time(value.issued_at)
     return json.dumps(out, separators=(",", ":"))
 
 

@@ -1,102 +1,123 @@
-"""Vendor providers. ``build`` turns a secret's tags into the provider that rotates it."""
+"""Vendor providers, by name. `spec_for` gives what a provider declares; `build` makes one for a secret.
+
+The admin credential a provider mints with lives in its own secret, named by the managed secret's
+``regcred:admin-secret`` tag, and is bound to the secrets it serves: the admin secret must be marked
+``regcred:admin=true`` and its ``regcred:admin-for`` tag must name the managed secret (exact names, or
+prefixes ending in ``*``). A managed secret that points at an admin secret it may not use is refused before
+anything is minted (`read_admin_credential`).
+"""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from ..config import SecretConfig
+from .. import safejson
+from ..config import ADMIN_FOR, ADMIN_MARK, MANAGED, SecretConfig, admin_serves, tags_to_dict
 from ..errors import ConfigurationError
-from ..secret import SecretValue
 from . import dockerhub
-from .base import IssuedCredential, Provider, Strategy, VendorToken
+from .base import IssuedCredential, Provider, ProviderSpec, Strategy, VendorToken
 
 if TYPE_CHECKING:
-    import requests
-
-    from ..registry import Credential
+    from ..http.deadline import Deadline
+    from ..http.transport import Transport
+    from ..registry.credential import Credential
+    from ..routing import Routing
 
 __all__ = [
+    "KNOWN",
     "IssuedCredential",
     "Provider",
+    "ProviderSpec",
     "Strategy",
     "VendorToken",
     "build",
     "read_admin_credential",
-    "realm_hosts_for",
-    "registry_for",
+    "spec_for",
 ]
 
-KNOWN = ("dockerhub",)
+SPECS: dict[str, ProviderSpec] = {dockerhub.SPEC.name: dockerhub.SPEC}
+KNOWN = tuple(SPECS)
+MAX_ADMIN_SECRET_BYTES = 16 * 1024
 
 
-def _check_known(name: str) -> None:
-    if name not in KNOWN:
+def spec_for(name: str) -> ProviderSpec:
+    """The spec of a provider by name; ConfigurationError naming the known ones otherwise."""
+    spec = SPECS.get(name)
+    if spec is None:
+        shown = "".join(c if 0x20 < ord(c) < 0x7F else "?" for c in str(name)[:40])
         raise ConfigurationError(
-            f"unknown provider {name!r} in the regcred:provider tag; known: {', '.join(KNOWN)}"
+            f"unknown provider {shown!r} in the regcred:provider tag; known: {', '.join(KNOWN)}"
         )
+    return spec
 
 
-def registry_for(cfg: SecretConfig, value: SecretValue | None = None) -> str:
-    """The registry a secret's credential is for: the value's, the tag's, else the vendor's."""
-    _check_known(cfg.provider)
-    if value is not None and value.registry:
-        return value.registry
-    return cfg.registry or dockerhub.DEFAULT_REGISTRY
+def read_admin_credential(sm: Any, admin_secret_id: str, *, secret_name: str) -> Credential:
+    """The vendor admin identity for ``secret_name``, from its own secret: JSON ``{"username","password"}``.
 
-
-def realm_hosts_for(cfg: SecretConfig) -> frozenset[str]:
-    """Token realm hosts the secret trusts besides the registry itself.
-
-    The vendor's own realm, the hosts of the ``regcred:realm-hosts`` tag, and the vendor API host
-    named by ``regcred:api`` (already trusted with the admin credential)."""
-    _check_known(cfg.provider)
-    hosts = set(dockerhub.DEFAULT_REALM_HOSTS) | set(cfg.realm_hosts)
-    if cfg.api:
-        hosts.add(dockerhub.api_host(cfg.api))
-    return frozenset(hosts)
-
-
-def read_admin_credential(sm: Any, secret_id: str) -> Credential:
-    """The vendor admin identity from its own secret: JSON ``{"username","password"}``."""
-    from ..registry import Credential  # requests loads with the first vendor call
+    Refused (ConfigurationError, nothing minted) unless the admin secret is marked ``regcred:admin=true``,
+    is not itself a managed secret, and its ``regcred:admin-for`` tag names ``secret_name``."""
+    from ..registry.credential import Credential
 
     try:
-        response = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+        meta = sm.describe_secret(SecretId=admin_secret_id)
     except sm.exceptions.ResourceNotFoundException:
         raise ConfigurationError(
-            f"admin secret {secret_id} does not exist: create it or fix the regcred:admin-secret tag"
+            f"admin secret {admin_secret_id} does not exist: create it or fix the regcred:admin-secret tag"
         ) from None
-    try:
-        raw = json.loads(response.get("SecretString") or "")
-        username, password = raw["username"], raw["password"]
-    except (ValueError, KeyError, TypeError):
+    tags = tags_to_dict(meta.get("Tags"))
+    name = str(meta.get("Name") or admin_secret_id)
+    if name == secret_name or tags.get(MANAGED, "").lower() == "true":
         raise ConfigurationError(
-            f'admin secret {secret_id} must hold JSON {{"username": ..., "password": ...}}'
+            f"secret {secret_name}: its regcred:admin-secret names a managed secret ({name}); an admin "
+            "secret holds "
+            "the vendor's admin credential and is never itself rotated by regcred"
+        )
+    if tags.get(ADMIN_MARK, "").lower() != "true" or not admin_serves(tags.get(ADMIN_FOR, ""), secret_name):
+        raise ConfigurationError(
+            f"admin secret {name} may not be used for {secret_name}: tag it {ADMIN_MARK}=true and list the "
+            f"secret (or a prefix ending in '*') in its {ADMIN_FOR} tag, e.g. "
+            f"aws secretsmanager tag-resource --secret-id {name} --tags Key={ADMIN_MARK},Value=true "
+            f"Key={ADMIN_FOR},Value={secret_name}; nothing was minted"
+        )
+    try:
+        response = sm.get_secret_value(SecretId=meta.get("ARN") or admin_secret_id, VersionStage="AWSCURRENT")
+    except sm.exceptions.ResourceNotFoundException:
+        raise ConfigurationError(f"admin secret {name} has no AWSCURRENT value") from None
+    try:
+        raw = safejson.loads(response.get("SecretString") or "", max_bytes=MAX_ADMIN_SECRET_BYTES)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f'admin secret {name} must hold JSON {{"username": ..., "password": ...}} ({exc})'
         ) from None
-    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-        raise ConfigurationError(f"admin secret {secret_id} has an empty username or password")
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            f'admin secret {name} must hold a JSON object {{"username": ..., "password": ...}}'
+        )
+    username, password = raw.get("username"), raw.get("password")
+    for field, item in (("username", username), ("password", password)):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigurationError(f'admin secret {name} has no "{field}" (a non-empty string)')
+        if len(item) > 4096 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in item):
+            raise ConfigurationError(f'admin secret {name}: "{field}" is too long or has control characters')
+    assert isinstance(username, str) and isinstance(password, str)
     return Credential(username, password)
 
 
 def build(
     cfg: SecretConfig,
-    sm: Any,
-    value: SecretValue | None = None,
-    session: requests.Session | None = None,
+    routing: Routing,
+    admin: Credential,
+    *,
+    transport: Transport,
+    deadline: Deadline | None = None,
 ) -> Provider:
-    """The provider for a managed secret, with its admin credential read from Secrets Manager."""
-    _check_known(cfg.provider)
-    if not cfg.admin_secret:
-        raise ConfigurationError(
-            "no regcred:admin-secret tag: name the secret that holds the Docker Hub admin identity"
+    """The provider for a managed secret, on its resolved routing."""
+    spec = spec_for(cfg.provider)
+    if spec is dockerhub.SPEC:
+        assert routing.api is not None
+        return dockerhub.DockerHubProvider(
+            admin, api=routing.api, org=cfg.org, transport=transport, deadline=deadline
         )
-    admin = read_admin_credential(sm, cfg.admin_secret)
-    return dockerhub.DockerHubProvider(
-        admin,
-        api=cfg.api or dockerhub.DEFAULT_API,
-        registry=registry_for(cfg, value),
-        org=cfg.org,
-        realm_hosts=realm_hosts_for(cfg),
-        session=session,
-    )
+    raise ConfigurationError(
+        f"provider {spec.name} cannot be built"
+    )  # pragma: no cover - SPECS and build agree

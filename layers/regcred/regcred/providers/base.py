@@ -1,4 +1,11 @@
-"""The Provider protocol: what a vendor must offer for regcred to rotate its tokens."""
+"""The Provider protocol: what a vendor must offer for regcred to rotate its credentials.
+
+A provider mints, lists, describes and revokes credentials at one vendor with the vendor's admin
+credential, over regcred's one transport. It never decides where anything is sent: its `ProviderSpec`
+declares built-in hosts, and `regcred.routing` resolves the hosts of one secret from those and the
+deployment's allow-lists. It never revokes on its own judgement either: `regcred.revocation` checks the
+vendor's own record of a token (its label) before calling `Provider.revoke`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from ..hosts import Origin
 
 
 class Strategy(enum.Enum):
@@ -15,6 +24,23 @@ class Strategy(enum.Enum):
     OVERLAP = "overlap"
     # Two identities; regenerate the idle one (for vendors whose regenerate kills the old secret).
     ALTERNATING = "alternating"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What a provider declares about itself (hosts, strategy, label limit)."""
+
+    name: str
+    strategy: Strategy
+    default_registry: Origin | None
+    default_api: Origin | None
+    # Built-in hosts per role, defaults included. A secret's tags may pick among these and the
+    # deployment's allow-lists (regcred.routing).
+    registries: frozenset[Origin] = frozenset()
+    apis: frozenset[Origin] = frozenset()
+    realms: frozenset[Origin] = frozenset()
+    needs_api: bool = True
+    label_max: int = 100
 
 
 @dataclass(frozen=True)
@@ -40,19 +66,26 @@ class VendorToken:
 class Provider(Protocol):
     """A vendor that mints pull credentials for one registry."""
 
-    name: str
-    strategy: Strategy
-    registry: str
-    realm_hosts: frozenset[str]
+    spec: ProviderSpec
 
     def issue(self, label: str, expires_at: datetime | None) -> IssuedCredential:
-        """Mint a pull credential carrying ``label`` (the rotation's ClientRequestToken in it)."""
+        """Mint a pull credential carrying ``label``. The request is sent once: when its outcome is unknown
+        (no answer, 502/504) this raises `MintOutcomeUnknown` and the caller looks the label up."""
         ...
 
-    def find_by_label(self, label: str) -> list[VendorToken]:
-        """Every live credential whose label is ``label``."""
+    def list_tokens(self) -> list[VendorToken]:
+        """Every live credential the admin identity can see at the vendor (every page)."""
+        ...
+
+    def describe_token(self, token_id: str) -> VendorToken | None:
+        """The vendor's record of one credential; None when it does not exist (any more)."""
+        ...
+
+    def valid_token_id(self, token_id: str) -> bool:
+        """Whether ``token_id`` has the vendor's id format (checked before it goes into any URL)."""
         ...
 
     def revoke(self, token_id: str) -> None:
-        """Revoke a credential; one that is already gone is not an error."""
+        """Revoke a credential; one that is already gone is not an error. Only `regcred.revocation` calls
+        this, after checking the vendor's record of the token."""
         ...

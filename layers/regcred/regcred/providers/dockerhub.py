@@ -1,10 +1,15 @@
 """Docker Hub: personal access tokens (PAT) and organization access tokens (OAT).
 
 API as documented at docs.docker.com/reference/api/hub/latest (operations AuthCreateAccessToken
-``POST /v2/auth/token``, postV2AccessTokens, getV2AccessTokens, deleteV2AccessTokensUuid,
-postV2OrgsByNameAccessTokens, getV2OrgsByNameAccessTokens and the org token delete): the admin
-identity exchanges its password or PAT for a short-lived bearer, which manages tokens. A PAT pulls
-as the admin user; an OAT pulls with the organization's name as username.
+``POST /v2/auth/token``, postV2AccessTokens, getV2AccessTokens, getV2AccessTokensByUuid,
+deleteV2AccessTokensByUuid, postV2OrgsByNameAccessTokens, getV2OrgsByNameAccessTokens and the org token
+get/delete): the admin identity exchanges its password or PAT for a short-lived bearer, which manages
+tokens. A PAT pulls as the admin user; an OAT pulls with the organization's name as username. Token ids
+are UUIDs (``uuid`` of a PAT, ``id`` of an OAT).
+
+Every call goes through regcred's transport (`regcred.http.transport`): the API origin comes from
+`regcred.routing`, a create is sent once, pagination links must stay on the API origin, and error bodies
+reach messages only as `Response.error_text` (known fields, truncated, scrubbed).
 
 Not verified against the live service (recorded in the notes): whether a bearer obtained with a PAT
 (rather than the account password) may create access tokens, and whether OATs need an org owner.
@@ -12,164 +17,159 @@ Not verified against the live service (recorded in the notes): whether a bearer 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
 
-from ..errors import ProviderAuthError, ProviderError
-from .base import IssuedCredential, Strategy, VendorToken
+from .. import redact
+from ..errors import (
+    DestinationRefused,
+    MintOutcomeUnknown,
+    OutcomeUnknown,
+    ProviderAuthError,
+    ProviderError,
+    Unreachable,
+)
+from ..hosts import Origin
+from ..http.deadline import Deadline
+from ..http.policy import same_origin_link
+from ..http.transport import Response, Transport
+from ..registry.credential import Credential
+from ..registry.reference import DOCKER_HUB
+from ..timefmt import format_time, parse_time_or_none
+from .base import IssuedCredential, ProviderSpec, Strategy, VendorToken
 
-if TYPE_CHECKING:
-    import requests
-
-    from ..registry import Credential
-
-DEFAULT_API = "https://hub.docker.com"
-DEFAULT_REGISTRY = "registry-1.docker.io"
+DEFAULT_API = Origin("https", "hub.docker.com", 443)
+DEFAULT_REGISTRY = Origin("https", DOCKER_HUB, 443)
 # auth.docker.io is the realm registry-1.docker.io names in its Bearer challenge.
-DEFAULT_REALM_HOSTS = frozenset({"auth.docker.io"})
+DEFAULT_REALM = Origin("https", "auth.docker.io", 443)
+SPEC = ProviderSpec(
+    name="dockerhub",
+    strategy=Strategy.OVERLAP,
+    default_registry=DEFAULT_REGISTRY,
+    default_api=DEFAULT_API,
+    registries=frozenset({DEFAULT_REGISTRY}),
+    apis=frozenset({DEFAULT_API}),
+    realms=frozenset({DEFAULT_REALM}),
+    label_max=100,  # token_label and label: 1 to 100 characters
+)
 PAT_SCOPES = ("repo:read",)
 PAGE_SIZE = 100
 MAX_PAGES = 50
-_RETRY_STATUSES = {429, 502, 503, 504}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def api_host(api: str) -> str:
-    """host[:port] of an API base URL, as realm allow-lists spell hosts."""
-    parts = urlsplit(api)
-    return parts.netloc.lower()
+CALL_SECONDS = 30.0
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{8,4096}")
+_ORG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,254}")
 
 
 class DockerHubProvider:
-    """Mints, finds and revokes Docker Hub access tokens with an admin identity."""
+    """Mints, lists, describes and revokes Docker Hub access tokens with an admin identity."""
 
-    name = "dockerhub"
-    strategy = Strategy.OVERLAP
+    spec = SPEC
 
     def __init__(
         self,
         admin: Credential,
         *,
-        api: str = DEFAULT_API,
-        registry: str = DEFAULT_REGISTRY,
+        api: Origin = DEFAULT_API,
         org: str | None = None,
-        realm_hosts: Iterable[str] = (),
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (3.05, 15.0),
-        max_attempts: int = 3,
+        transport: Transport,
+        deadline: Deadline | None = None,
         page_size: int = PAGE_SIZE,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import requests  # on first use: a function that never calls Docker Hub does not load it
-
+        if org is not None and _ORG_RE.fullmatch(org) is None:
+            raise ProviderError(
+                "the Docker Hub organization (regcred:org) must be a lower-case Docker Hub name"
+            )
         self._admin = admin
-        self._api = api.rstrip("/") + "/"
-        self.registry = registry
+        self._api = api
         self.org = org
-        self.realm_hosts = frozenset(DEFAULT_REALM_HOSTS | set(realm_hosts))
-        self._session = session or requests.Session()
-        self._timeout = timeout
-        self._max_attempts = max_attempts
+        self._transport = transport
+        self._deadline = deadline
         self._page_size = page_size
-        self._sleep = sleep
         self._bearer: str | None = None
+        redact.remember(admin.password)
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        return urljoin(self._api, path.lstrip("/"))
+    def _call_deadline(self) -> Deadline:
+        return Deadline.within(CALL_SECONDS, self._deadline)
 
-    def _send(self, method: str, url: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
-        """One API call with bounded retries on 429/5xx and connection errors."""
-        import requests
-
+    def _send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        auth: bool = True,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> Response:
+        url = path_or_url if "://" in path_or_url else self._api.url(path_or_url)
         headers = {"Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self._login()}"
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = self._session.request(
-                    method, url, headers=headers, timeout=self._timeout, allow_redirects=False, **kwargs
-                )
-            except requests.RequestException as exc:
-                if attempt == self._max_attempts:
-                    raise ProviderError(
-                        f"Docker Hub API at {self._api} unreachable ({type(exc).__name__}); "
-                        "check the regcred:api tag and the function's network path"
-                    ) from None
-                self._sleep(0.5 * 2.0 ** (attempt - 1))
-                continue
-            if response.status_code in _RETRY_STATUSES and attempt < self._max_attempts:
-                self._sleep(self._retry_delay(response, attempt))
-                continue
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
-
-    @staticmethod
-    def _retry_delay(response: requests.Response, attempt: int) -> float:
-        retry_after = response.headers.get("Retry-After", "")
-        if retry_after.isdigit():
-            return min(int(retry_after), 20.0)
-        return 0.5 * 2.0 ** (attempt - 1)
+        try:
+            return self._transport.request(
+                method,
+                url,
+                deadline=self._call_deadline(),
+                headers=headers,
+                json_body=json_body,
+                secrets=(self._admin.password,),
+                idempotent=idempotent,
+                follow_redirects=False,
+            )
+        except OutcomeUnknown:
+            raise
+        except Unreachable as exc:
+            raise ProviderError(
+                f"Docker Hub API at {self._api.host_port} unreachable ({exc}); check the regcred:api tag and "
+                "the function's network path"
+            ) from None
 
     def _login(self) -> str:
         if self._bearer is None:
+            # A login creates no credential regcred would have to revoke: it may be retried.
             response = self._send(
                 "POST",
-                self._url("/v2/auth/token"),
+                "/v2/auth/token",
                 auth=False,
-                json={"identifier": self._admin.username, "secret": self._admin.password},
+                json_body={"identifier": self._admin.username, "secret": self._admin.password},
+                idempotent=True,
             )
-            if response.status_code in (401, 403):
+            if response.status in (401, 403):
                 raise ProviderAuthError(
-                    f"Docker Hub rejected the admin identity {self._admin.username!r}: update the admin "
-                    "secret named by the regcred:admin-secret tag with a valid password or PAT"
+                    f"Docker Hub rejected the admin identity {self._admin.username!r} (HTTP "
+                    f"{response.status}): "
+                    "update the admin secret named by the regcred:admin-secret tag with a valid password or "
+                    "PAT"
                 )
             body = self._json(response, "POST /v2/auth/token", expect=(200,))
             token = body.get("access_token") or body.get("token")
-            if not isinstance(token, str) or not token:
-                raise ProviderError("Docker Hub POST /v2/auth/token answered without access_token")
+            if not isinstance(token, str) or _TOKEN_RE.fullmatch(token) is None:
+                raise ProviderError("Docker Hub POST /v2/auth/token answered without a usable access_token")
+            redact.remember(token)
             self._bearer = token
         return self._bearer
 
     @staticmethod
-    def _json(response: requests.Response, what: str, *, expect: tuple[int, ...]) -> dict[str, Any]:
-        if response.status_code not in expect:
-            message = ""
-            try:
-                body = response.json()
-                if isinstance(body, dict):
-                    message = str(body.get("message") or body.get("detail") or body.get("details") or "")
-            except ValueError:
-                pass
-            hint = (
-                " (is the admin identity an owner of the organization?)"
-                if response.status_code == 403
-                else ""
-            )
+    def _json(response: Response, what: str, *, expect: tuple[int, ...]) -> dict[str, Any]:
+        if response.status not in expect:
+            message = response.error_text(("message", "detail", "details"))
+            hint = " (is the admin identity an owner of the organization?)" if response.status == 403 else ""
+            if response.status == 429:
+                after = (response.header("Retry-After") or "").strip()
+                hint = f" (rate limited; retry after {after} s)" if after.isdigit() else " (rate limited)"
             raise ProviderError(
-                f"Docker Hub {what} failed: HTTP {response.status_code} {message[:200]}{hint}".rstrip()
+                f"Docker Hub {what} failed: HTTP {response.status}{': ' + message if message else ''}{hint}"
             )
         try:
             body = response.json()
-        except ValueError:
-            raise ProviderError(f"Docker Hub {what} answered with a body that is not JSON") from None
+        except ValueError as exc:
+            raise ProviderError(
+                f"Docker Hub {what} answered with a body that is not usable JSON ({exc})"
+            ) from None
         if not isinstance(body, dict):
             raise ProviderError(f"Docker Hub {what} answered with unexpected JSON")
         return body
@@ -178,10 +178,19 @@ class DockerHubProvider:
 
     @property
     def _tokens_path(self) -> str:
-        return f"/v2/orgs/{self.org}/access-tokens" if self.org else "/v2/access-tokens"
+        return f"/v2/orgs/{quote(self.org, safe='')}/access-tokens" if self.org else "/v2/access-tokens"
+
+    def valid_token_id(self, token_id: str) -> bool:
+        """PAT uuids and OAT ids are lower-case UUIDs."""
+        return isinstance(token_id, str) and _UUID_RE.fullmatch(token_id) is not None
+
+    def _token_path(self, token_id: str) -> str:
+        if not self.valid_token_id(token_id):
+            raise ProviderError("refusing a Docker Hub token id that is not a UUID")
+        return f"{self._tokens_path}/{quote(token_id, safe='')}"
 
     def issue(self, label: str, expires_at: datetime | None) -> IssuedCredential:
-        """Create a PAT (or an OAT when an organization is configured) labelled ``label``."""
+        """Create a PAT (or an OAT when an organization is configured) labelled ``label``; sent once."""
         payload: dict[str, Any]
         if self.org:
             payload = {
@@ -193,58 +202,79 @@ class DockerHubProvider:
         else:
             payload = {"token_label": label, "scopes": list(PAT_SCOPES)}
         if expires_at is not None:
-            payload["expires_at"] = _iso(expires_at)
-        response = self._send("POST", self._url(self._tokens_path), json=payload)
-        body = self._json(response, f"POST {self._tokens_path}", expect=(200, 201))
+            payload["expires_at"] = format_time(expires_at)
+        what = f"POST {self._tokens_path}"
+        try:
+            response = self._send("POST", self._tokens_path, json_body=payload, idempotent=False)
+        except OutcomeUnknown as exc:
+            raise MintOutcomeUnknown(f"Docker Hub {what}: {exc}") from None
+        if response.status in (502, 504):
+            raise MintOutcomeUnknown(
+                f"Docker Hub {what}: HTTP {response.status}; the token may have been created"
+            )
+        body = self._json(response, what, expect=(200, 201))
         token = body.get("token")
         token_id = body.get("id") if self.org else body.get("uuid")
-        if not isinstance(token, str) or not token or not isinstance(token_id, str) or not token_id:
-            raise ProviderError(f"Docker Hub POST {self._tokens_path} answered without token and id")
-        username = self.org if self.org else self._admin.username
+        if (
+            not isinstance(token, str)
+            or _TOKEN_RE.fullmatch(token) is None
+            or not self.valid_token_id(str(token_id))
+        ):
+            raise MintOutcomeUnknown(f"Docker Hub {what} answered without a usable token and id")
+        redact.remember(token)
         return IssuedCredential(
-            username=username,
+            username=self.org if self.org else self._admin.username,
             password=token,
-            token_id=token_id,
-            expires_at=_parse_time(body.get("expires_at")) or expires_at,
+            token_id=str(token_id),
+            expires_at=parse_time_or_none(body.get("expires_at")) or expires_at,
         )
 
-    def find_by_label(self, label: str) -> list[VendorToken]:
-        """Active tokens labelled ``label``, across every page of the listing."""
+    def _record(self, item: Any) -> VendorToken | None:
+        if not isinstance(item, dict):
+            return None
+        token_id = item.get("id") if self.org else item.get("uuid")
+        label = item.get("label") if self.org else item.get("token_label")
+        if not isinstance(token_id, str) or not self.valid_token_id(token_id) or not isinstance(label, str):
+            return None
+        active = item.get("is_active", True) is not False
+        return VendorToken(token_id, label, active, parse_time_or_none(item.get("expires_at")))
+
+    def list_tokens(self) -> list[VendorToken]:
+        """Every token of the listing, across its pages (``next`` must stay on the API origin)."""
         found: list[VendorToken] = []
-        url: str | None = self._url(f"{self._tokens_path}?page=1&page_size={self._page_size}")
+        url: str | None = self._api.url(f"{self._tokens_path}?page=1&page_size={self._page_size}")
         for _ in range(MAX_PAGES):
             if url is None:
                 return found
-            response = self._send("GET", url)
-            body = self._json(response, f"GET {self._tokens_path}", expect=(200,))
-            for item in body.get("results") or []:
-                if not isinstance(item, dict):
-                    continue
-                item_label = item.get("label") if self.org else item.get("token_label")
-                token_id = item.get("id") if self.org else item.get("uuid")
-                if item_label == label and isinstance(token_id, str) and item.get("is_active", True):
-                    found.append(
-                        VendorToken(
-                            token_id=token_id,
-                            label=label,
-                            active=True,
-                            expires_at=_parse_time(item.get("expires_at")),
-                        )
-                    )
+            body = self._json(self._send("GET", url), f"GET {self._tokens_path}", expect=(200,))
+            results = body.get("results")
+            for item in results if isinstance(results, list) else []:
+                record = self._record(item)
+                if record is not None and record.active:
+                    found.append(record)
             next_url = body.get("next")
-            url = self._same_api(next_url) if isinstance(next_url, str) and next_url else None
+            try:
+                url = (
+                    same_origin_link(self._api, next_url) if isinstance(next_url, str) and next_url else None
+                )
+            except DestinationRefused as exc:
+                raise ProviderError(f"Docker Hub listing of {self._tokens_path}: {exc}") from None
         raise ProviderError(f"Docker Hub listing of {self._tokens_path} has more than {MAX_PAGES} pages")
 
-    def _same_api(self, url: str) -> str:
-        """A pagination link, refused when it leaves the API host (the bearer goes with it)."""
-        absolute = urljoin(self._api, url)
-        if urlsplit(absolute).netloc.lower() != urlsplit(self._api).netloc.lower():
-            raise ProviderError("Docker Hub pagination link points at another host; refusing to follow it")
-        return absolute
+    def describe_token(self, token_id: str) -> VendorToken | None:
+        """GET the token by id; None when Docker Hub does not know it."""
+        path = self._token_path(token_id)
+        response = self._send("GET", path)
+        if response.status == 404:
+            return None
+        record = self._record(self._json(response, f"GET {self._tokens_path}/<id>", expect=(200,)))
+        if record is None or record.token_id != token_id:
+            raise ProviderError(f"Docker Hub GET {self._tokens_path}/<id> answered for another token")
+        return record
 
     def revoke(self, token_id: str) -> None:
         """Delete a token; 404 means it is already gone."""
-        response = self._send("DELETE", self._url(f"{self._tokens_path}/{token_id}"))
-        if response.status_code in (200, 202, 204, 404):
+        response = self._send("DELETE", self._token_path(token_id))
+        if response.status in (200, 202, 204, 404):
             return
         self._json(response, f"DELETE {self._tokens_path}/<id>", expect=(204,))
