@@ -14,6 +14,9 @@ import pytest
 
 from devstack.stack import Stack
 from tests import leak_guard
+from tests.network import lookups, loopback_only
+
+__all__ = ["lookups", "loopback_only"]
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
+from pytest_socket import SocketConnectBlockedError
 
 from regcred.errors import DestinationRefused, UntrustedRealmError
 from regcred.hosts import Origin
 from regcred.http.transport import Transport
 from regcred.registry import Credential, PullStatus, RegistryClient
+from tests.network import ALLOWED_HOSTS
 from tests.registry_servers import (
     FakeTokenRegistry,
     LoggedRequest,
@@ -26,38 +26,11 @@ from tests.registry_servers import (
     secret_forms,
 )
 
-ALLOWED_HOSTS = ["127.0.0.1", "127.0.0.2", "localhost", "::1"]
 USER = "svc-batch"
 PASSWORD = "hostile-test-PASSWORD-41"
 CRED = Credential(USER, PASSWORD)
 
-pytestmark = pytest.mark.allow_hosts(ALLOWED_HOSTS)
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    # The marker already does this; applying it here too keeps the guarantee even when the
-    # plugin is told otherwise on the command line (e.g. --force-enable-socket).
-    original = socket.socket.connect
-    socket_allow_hosts(ALLOWED_HOSTS)
-    try:
-        yield
-    finally:
-        socket.socket.connect = original  # type: ignore[method-assign]
-
-
-@pytest.fixture
-def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Host names the code under test tried to resolve."""
-    seen: list[str] = []
-    real = socket.getaddrinfo
-
-    def recording(host: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(str(host))
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", recording)
-    return seen
+pytestmark = [pytest.mark.allow_hosts(ALLOWED_HOSTS), pytest.mark.usefixtures("loopback_only")]
 
 
 @pytest.fixture

@@ -29,8 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pytest_socket import SocketConnectBlockedError, socket_allow_hosts
-from urllib3.util import Retry
+from pytest_socket import SocketConnectBlockedError
 
 from regcred.errors import (
     DeadlineExceeded,
@@ -43,7 +42,8 @@ from regcred.errors import (
 from regcred.hosts import Origin, origin_of
 from regcred.http import policy
 from regcred.http.deadline import Deadline
-from regcred.http.transport import IDEMPOTENT_METHODS, Response, Transport
+from regcred.http.transport import Response, Transport, retry_policy
+from tests.network import ALLOWED_HOSTS
 from tests.registry_servers import (
     LoggedRequest,
     RecordingServer,
@@ -55,37 +55,10 @@ from tests.registry_servers import (
     sequence,
 )
 
-ALLOWED_HOSTS = ["127.0.0.1", "127.0.0.2", "localhost", "::1"]
 TLS_NAME = "registry.test"
 REMOTE_NAME = "remote.test"  # in the certificate, never configured as local
 
-pytestmark = pytest.mark.allow_hosts(ALLOWED_HOSTS)
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    # As in test_hostile_realms: the marker already blocks other hosts; this keeps the guarantee even when
-    # the plugin is told otherwise on the command line.
-    original = socket.socket.connect
-    socket_allow_hosts(ALLOWED_HOSTS)
-    try:
-        yield
-    finally:
-        socket.socket.connect = original  # type: ignore[method-assign]
-
-
-@pytest.fixture
-def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Host names anything tried to resolve through the system resolver."""
-    seen: list[str] = []
-    real = socket.getaddrinfo
-
-    def recording(host: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(str(host))
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", recording)
-    return seen
+pytestmark = [pytest.mark.allow_hosts(ALLOWED_HOSTS), pytest.mark.usefixtures("loopback_only")]
 
 
 # --- servers ----------------------------------------------------------------------------------------
@@ -463,25 +436,6 @@ def transport(waits: list[float]) -> Iterator[Callable[..., Transport]]:
         t.close()
 
 
-def retries(attempts: int, *, backoff_factor: float = 0.25) -> Retry:
-    """regcred's default retry policy with ``attempts`` attempts in all."""
-    n = attempts - 1
-    return Retry(
-        total=n,
-        connect=n,
-        read=n,
-        status=n,
-        other=0,
-        redirect=False,
-        allowed_methods=IDEMPOTENT_METHODS,
-        status_forcelist=frozenset({502, 503, 504}),
-        backoff_factor=backoff_factor,
-        backoff_max=4.0,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
 def soon(seconds: float = 10.0) -> Deadline:
     return Deadline(seconds)
 
@@ -694,7 +648,7 @@ def test_resolution_failures_are_unreachable(
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     for resolver in (failing, resolving([])):
-        t = transport(tls_server.origin(), resolver=resolver, ca_bundle=str(pki.ca), retry=retries(2))
+        t = transport(tls_server.origin(), resolver=resolver, ca_bundle=str(pki.ca), retry=retry_policy(2))
         with pytest.raises(Unreachable) as err:
             t.request("GET", tls_server.https("/v2/"), deadline=soon())
         assert not isinstance(err.value, DestinationRefused)
@@ -1042,7 +996,7 @@ def test_malformed_huge_heads_fail_cleanly(head: bytes, transport: Callable[...,
 
         raw.script = script
         with pytest.raises(Unreachable, match="connection broken after 2 attempt") as err:
-            transport(local(raw), retry=retries(2)).request("GET", raw.url("/"), deadline=soon())
+            transport(local(raw), retry=retry_policy(2)).request("GET", raw.url("/"), deadline=soon())
         assert "a" * 100 not in str(err.value) and "O" * 100 not in str(err.value)
         assert len(raw.requests) == 2
 
@@ -1087,7 +1041,7 @@ def test_headers_dripped_a_byte_at_a_time_cannot_outlast_the_deadline(
         raw.script = script
         started = time.monotonic()
         with pytest.raises(DeadlineExceeded):
-            transport(local(raw), retry=retries(10)).request("GET", raw.url("/"), deadline=Deadline(1.0))
+            transport(local(raw), retry=retry_policy(10)).request("GET", raw.url("/"), deadline=Deadline(1.0))
         assert time.monotonic() - started < 6
         assert len(raw.requests) <= 2
 
@@ -1100,7 +1054,9 @@ def test_retries_cannot_outlast_the_deadline(
         return Reply(200)
 
     server.handler = slow
-    t = transport(local(server), timeout=(1.0, 0.5), retry=retries(50, backoff_factor=0.1), sleep=time.sleep)
+    t = transport(
+        local(server), timeout=(1.0, 0.5), retry=retry_policy(50, backoff_factor=0.1), sleep=time.sleep
+    )
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         t.request("GET", f"{server.url}/", deadline=Deadline(1.5))
@@ -1112,7 +1068,7 @@ def test_connection_retries_with_real_backoff_cannot_outlast_the_deadline(
     transport: Callable[..., Transport],
 ) -> None:
     origin = Origin("http", "127.0.0.1", closed_port())
-    t = transport(origin, retry=retries(50, backoff_factor=1.0), sleep=time.sleep)
+    t = transport(origin, retry=retry_policy(50, backoff_factor=1.0), sleep=time.sleep)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="no time left to retry"):
         t.request("GET", origin.url("/"), deadline=Deadline(1.0))
@@ -1224,7 +1180,7 @@ def test_retries_are_counted(
     server: RecordingServer, transport: Callable[..., Transport], waits: list[float]
 ) -> None:
     server.handler = lambda r: Reply(502)
-    reply = transport(local(server), retry=retries(4)).request("GET", f"{server.url}/x", deadline=soon())
+    reply = transport(local(server), retry=retry_policy(4)).request("GET", f"{server.url}/x", deadline=soon())
     assert reply.status == 502
     assert len(server.requests) == 4
     assert len(waits) == 3 and waits == sorted(waits) and max(waits) <= 4.0
@@ -1448,12 +1404,12 @@ def test_transport_errors_never_quote_headers_queries_or_bodies(
 ) -> None:
     url = f"{server.url}/path?token={QUERY_MARK}"
     method = "GET"
-    t = transport(local(server), timeout=(1.0, 0.2), retry=retries(2))
+    t = transport(local(server), timeout=(1.0, 0.2), retry=retry_policy(2))
     deadline = soon()
     if scenario == "connection refused":
         port = closed_port()
         url = f"http://127.0.0.1:{port}/path?token={QUERY_MARK}"
-        t = transport(Origin("http", "127.0.0.1", port), retry=retries(2))
+        t = transport(Origin("http", "127.0.0.1", port), retry=retry_policy(2))
     elif scenario in ("read timeout", "post timeout", "deadline"):
         server.handler = _slow
         method = "POST" if scenario == "post timeout" else "GET"

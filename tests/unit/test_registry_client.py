@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from urllib3.util import Retry
 
 from regcred.errors import ConfigurationError, DestinationRefused, RegistryError, UntrustedRealmError
 from regcred.hosts import Origin
 from regcred.http.deadline import Deadline
-from regcred.http.transport import IDEMPOTENT_METHODS, Transport
+from regcred.http.transport import Transport, retry_policy
 from regcred.registry import (
     DOCKER_HUB,
     MANIFEST_MEDIA_TYPES,
@@ -72,25 +71,6 @@ def waits() -> list[float]:
 
 def origin_of(server: RecordingServer) -> Origin:
     return Origin("http", server.host, server.port)
-
-
-def retry_policy(attempts: int) -> Retry:
-    """The transport's default retry policy, with ``attempts`` attempts in all."""
-    n = attempts - 1
-    return Retry(
-        total=n,
-        connect=n,
-        read=n,
-        status=n,
-        other=0,
-        redirect=False,
-        allowed_methods=IDEMPOTENT_METHODS,
-        status_forcelist=frozenset({502, 503, 504}),
-        backoff_factor=0.25,
-        backoff_max=4.0,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
 
 
 def transport_for(

@@ -52,7 +52,7 @@ from ..hosts import Origin, ip_literal
 from . import policy
 from .deadline import Deadline
 
-__all__ = ["IDEMPOTENT_METHODS", "Resolver", "Response", "Transport", "basic_authorization"]
+__all__ = ["IDEMPOTENT_METHODS", "Resolver", "Response", "Transport", "basic_authorization", "retry_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -312,17 +312,20 @@ class _NoRetryAfter(Exception):
     pass
 
 
-def _default_retry() -> Retry:
+def retry_policy(attempts: int = 3, *, backoff_factor: float = 0.25) -> Retry:
+    """regcred's retry policy: ``attempts`` in all for idempotent requests on connection errors, read errors
+    and 502/503/504; 429 and 503 only with a usable Retry-After; never on other errors."""
+    n = attempts - 1
     return Retry(
-        total=2,
-        connect=2,
-        read=2,
-        status=2,
+        total=n,
+        connect=n,
+        read=n,
+        status=n,
         other=0,
         redirect=False,
         allowed_methods=IDEMPOTENT_METHODS,
         status_forcelist=frozenset({502, 503, 504}),
-        backoff_factor=0.25,
+        backoff_factor=backoff_factor,
         backoff_max=4.0,
         respect_retry_after_header=True,
         raise_on_status=False,
@@ -348,7 +351,7 @@ class Transport:
         self.local_origins = frozenset(local_origins)
         self._resolver = resolver
         self._timeout = timeout
-        self._retry = retry or _default_retry()
+        self._retry = retry or retry_policy()
         self._max_retry_after = max_retry_after
         self._max_body = max_body
         self._max_redirects = max_redirects
