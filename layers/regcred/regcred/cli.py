@@ -81,8 +81,7 @@ def _bind_admin(sm: Any, admin_secret: str, name: str) -> None:
         if len(value) > 256:
             raise RegcredError(
                 f"the {config.ADMIN_FOR} tag of {admin_secret} would be longer than 256 characters: replace "
-                "its "
-                "names with a prefix ending in '*' (e.g. batch/*)"
+                "its names with a prefix ending in '*' (e.g. batch/*)"
             )
         update.append({"Key": config.ADMIN_FOR, "Value": value})
     if update:

@@ -117,8 +117,7 @@ class SecretConfig:
         if grace_s >= ttl_s:
             raise ConfigurationError(
                 f"secret {secret_name}: {GRACE} ({_human(grace_s)}) must be shorter than {TTL} "
-                f"({_human(ttl_s)}), "
-                "or the replaced credential expires before its grace period ends"
+                f"({_human(ttl_s)}), or the replaced credential expires before its grace period ends"
             )
         return cls(
             provider=provider,

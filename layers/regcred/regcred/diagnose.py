@@ -558,8 +558,7 @@ class _Diagnosis:
             None,
             f"not checked: {ref.registry} is neither a provider's registry nor allowed by the deployment "
             f"({routing.ALLOWED_REGISTRY_HOSTS_ENV}), and the secret is not managed by regcred, so its "
-            "credential "
-            "is not sent there",
+            "credential is not sent there",
             "",
         )
 

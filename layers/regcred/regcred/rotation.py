@@ -25,26 +25,23 @@ AWSCURRENT already, refuse if it is not AWSPENDING.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import labels, providers, routing
-from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOKEN, SecretConfig, tags_to_dict
+from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOKEN, tags_to_dict
 from .errors import (
     ConfigurationError,
     MintOutcomeUnknown,
     RegcredError,
-    RotationError,
     RotationRetryable,
     RotationTestFailed,
     SecretFormatError,
 )
 from .http.deadline import Deadline
 from .observability import logger
-from .providers import Provider, ProviderSpec
+from .providers import Provider
 from .revocation import RevokeResult, orphans, revoke_minted
 from .routing import Deployment, Routing, check_value_registry
 from .secret import SecretValue, parse, render
@@ -54,210 +51,53 @@ if TYPE_CHECKING:
     from .http.transport import Transport
     from .registry import Credential, PullCheck
 
-CURRENT = "AWSCURRENT"
-PENDING = "AWSPENDING"
-PREVIOUS = "AWSPREVIOUS"
-STAGES = (CURRENT, PENDING, PREVIOUS)
-STEP_SECONDS = 60.0
+from .rotation_rules import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    STAGES,
+    STEP_SECONDS,
+    Guard,
+    Outcome,
+    ProbeImages,
+    PullChecker,
+    RetireResult,
+    SecretState,
+    Step,
+    StepContext,
+    StepOutcome,
+    failure_is_retryable,
+    guard,
+    job_definition_images,
+    matches_secret,
+    read_version,
+    stage_holder,
+)
 
+__all__ = [
+    "CURRENT",
+    "PENDING",
+    "PREVIOUS",
+    "STAGES",
+    "Guard",
+    "Outcome",
+    "ProbeImages",
+    "PullChecker",
+    "RetireResult",
+    "Rotator",
+    "SecretState",
+    "Step",
+    "StepContext",
+    "StepOutcome",
+    "failure_is_retryable",
+    "guard",
+    "job_definition_images",
+    "matches_secret",
+    "read_version",
+    "stage_holder",
+]
 
-class Step(enum.Enum):
-    """The four rotation steps, in the order Secrets Manager calls them."""
-
-    CREATE = "createSecret"
-    SET = "setSecret"
-    TEST = "testSecret"
-    FINISH = "finishSecret"
-
-    @classmethod
-    def parse(cls, text: object) -> Step:
-        """Accept ``createSecret`` and ``create_secret`` spellings."""
-        key = text.replace("_", "").lower() if isinstance(text, str) and len(text) < 40 else ""
-        for step in cls:
-            if step.value.lower() == key:
-                return step
-        raise RotationError(
-            "unknown rotation step; expected one of createSecret, setSecret, testSecret, finishSecret"
-        )
-
-
-class Outcome(enum.StrEnum):
-    """What a rotation step did."""
-
-    EXISTS = "exists"
-    CREATED = "created"
-    LOST_RACE = "lost_race"
-    NOTHING_TO_SET = "nothing_to_set"
-    PULLS = "pulls"
-    PROMOTED = "promoted"
-    ALREADY_CURRENT = "already_current"
-
-
-class RetireResult(enum.StrEnum):
-    """What `Rotator.retire_previous` did."""
-
-    NO_PREVIOUS = "no_previous"
-    NOT_MINTED = "previous_not_minted_by_regcred"
-    ALREADY_RETIRED = "already_retired"
-    IN_GRACE = "in_grace"
-    CURRENT_UNPROVEN = "current_unproven"
-    REFUSED = "refused_not_minted_for_secret"
-    RETIRED = "retired"
-
-
-class PullChecker(Protocol):
-    """Proves a credential can pull images from a secret's registry."""
-
-    def __call__(
-        self,
-        route: Routing,
-        credential: Credential,
-        images: Sequence[str],
-        *,
-        deadline: Deadline | None = None,
-        prove: bool = False,
-    ) -> PullCheck: ...
-
-
-ProviderFactory = Callable[["StepContext"], Provider]
-
-
-# -- pure decisions ----------------------------------------------------------------------------
-
-
-def stage_holder(versions: Mapping[str, Sequence[str]], stage: str) -> str | None:
-    """The version id that carries ``stage``, if any."""
-    for version_id, stages in versions.items():
-        if stage in stages:
-            return version_id
-    return None
-
-
-class Guard(enum.Enum):
-    """What the guard says about a step."""
-
-    PROCEED = "proceed"
-    ALREADY_CURRENT = "already_current"
-
-
-def guard(
-    versions: Mapping[str, Sequence[str]],
-    token: str,
-    step: Step,
-    *,
-    rotation_enabled: bool,
-    require_rotation_enabled: bool = True,
-) -> Guard:
-    """The AWS templates' guard, plus one allowance: a createSecret whose token has no version yet may create
-    it (the in-process driver, ``regcred rotate --local``, has no RotateSecret to register the token)."""
-    if require_rotation_enabled and not rotation_enabled:
-        raise RotationError(
-            "rotation is not enabled on this secret; enable it (regcred onboard --rotation-lambda ARN) or "
-            "drive it with regcred rotate --local"
-        )
-    stages = versions.get(token)
-    if stages is None:
-        if step is Step.CREATE:
-            return Guard.PROCEED
-        raise RotationError(f"version {token} of the secret does not exist; start a new rotation")
-    if CURRENT in stages:
-        return Guard.ALREADY_CURRENT
-    if PENDING not in stages:
-        raise RotationError(
-            f"version {token} is not AWSPENDING (its earlier test failed or another rotation replaced it); "
-            "start a new rotation"
-        )
-    return Guard.PROCEED
-
-
-def failure_is_retryable(check: PullCheck) -> bool:
-    """A check that only failed to reach or use the registry says nothing against the credential."""
-    return check.could_not_check and not check.failed
-
-
-def matches_secret(credentials_parameter: str, arn: str, name: str) -> bool:
-    """Whether a job definition's ``credentialsParameter`` names this secret (ARN, partial ARN or name)."""
-    if credentials_parameter in (arn, name):
-        return True
-    # A partial ARN lacks the 7-character "-AbCdEf" suffix Secrets Manager appends to full ARNs.
-    return arn.startswith(credentials_parameter + "-") and len(arn) - len(credentials_parameter) == 7
-
-
-def job_definition_images(definition: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    """(image, credentialsParameter) pairs of a Batch job definition, multi-node ranges included."""
-    containers = [definition.get("containerProperties") or {}]
-    node_properties = definition.get("nodeProperties") or {}
-    for node_range in (
-        node_properties.get("nodeRangeProperties") or [] if isinstance(node_properties, dict) else []
-    ):
-        if isinstance(node_range, dict):
-            containers.append(node_range.get("container") or {})
-    for container in containers:
-        if not isinstance(container, dict):
-            continue
-        image = container.get("image")
-        parameter = (container.get("repositoryCredentials") or {}).get("credentialsParameter")
-        if isinstance(image, str) and isinstance(parameter, str) and image and parameter:
-            yield image, parameter
-
-
-def read_version(sm: Any, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
-    """A version's value, always read with an explicit stage (emulators return stale values otherwise)."""
-    kwargs: dict[str, str] = {"SecretId": secret_id, "VersionStage": stage}
-    if version_id:
-        kwargs["VersionId"] = version_id
-    return parse(sm.get_secret_value(**kwargs).get("SecretString"))
-
-
-# -- the state machine ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """What a step did, for logs and metrics."""
-
-    step: Step
-    outcome: Outcome
-    provider: str
-    rotation_seconds: float | None = None  # createSecret to promotion, set by finishSecret
-    skipped_images: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return self.outcome.value
-
-
-@dataclass(frozen=True)
-class SecretState:
-    """What DescribeSecret says, read once per step."""
-
-    arn: str
-    name: str
-    tags: dict[str, str]
-    versions: dict[str, list[str]]
-    rotation_enabled: bool
-
-    @property
-    def config(self) -> SecretConfig:
-        return SecretConfig.from_tags(self.tags, self.name)
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """One step's view of a secret: its state, configuration, provider spec, routing and deadline."""
-
-    state: SecretState
-    cfg: SecretConfig
-    spec: ProviderSpec
-    route: Routing
-    deadline: Deadline
-
-
-@dataclass(frozen=True)
-class ProbeImages:
-    """The images that prove a credential, and those that were left out (with why)."""
-
-    images: tuple[str, ...]
-    skipped: tuple[str, ...] = ()
+ProviderFactory = Callable[[StepContext], Provider]
 
 
 class Rotator:
@@ -394,31 +234,28 @@ class Rotator:
             )
         return ProbeImages(tuple(images), tuple(skipped))
 
-    def _held_token_ids(self, state: SecretState) -> set[str]:
-        """Vendor ids of the credentials that a staged version (AWSCURRENT, AWSPENDING, AWSPREVIOUS) holds."""
+    def _token_ids(
+        self, state: SecretState, stages: Sequence[str] = STAGES, *, lenient: bool = True
+    ) -> set[str]:
+        """Vendor ids of the credentials that the versions holding ``stages`` carry: by default every staged
+        version (what no orphan sweep may touch). Versions are read by id alone (the labels in ``state`` may
+        be a step behind); ``lenient`` skips one that is unreadable (a placeholder), else the error stands."""
         ids: set[str] = set()
-        for version_id in {stage_holder(state.versions, stage) for stage in STAGES} - {None}:
+        for version_id in {stage_holder(state.versions, stage) for stage in stages} - {None}:
             try:
-                # By its id alone: the labels in ``state`` may be a step behind.
-                secret_string = self.sm.get_secret_value(SecretId=state.arn, VersionId=version_id).get(
-                    "SecretString"
-                )
-                token_id = parse(secret_string).token_id
+                reply = self.sm.get_secret_value(SecretId=state.arn, VersionId=version_id)
+                token_id = parse(reply.get("SecretString")).token_id
             except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
-                continue
+                if lenient:
+                    continue
+                raise
             if token_id:
                 ids.add(token_id)
         return ids
 
     def _promoted_token_ids(self, state: SecretState) -> set[str]:
-        ids: set[str] = set()
-        for stage in (CURRENT, PREVIOUS):
-            version_id = stage_holder(state.versions, stage)
-            if version_id is not None:
-                token_id = self.read(state.arn, stage=stage, version_id=version_id).token_id
-                if token_id:
-                    ids.add(token_id)
-        return ids
+        """Vendor ids of the credentials AWSCURRENT and AWSPREVIOUS hold (an unreadable one is an error)."""
+        return self._token_ids(state, (CURRENT, PREVIOUS), lenient=False)
 
     def _revoke_orphans(
         self,
@@ -495,16 +332,15 @@ class Rotator:
         provider = self._provider_factory(ctx)  # the admin secret's binding is checked here
         probe = self.probe_images(ctx)  # refuse before minting anything
         label = labels.label_for(state.name, token, max_length=provider.spec.label_max)
-        self._revoke_orphans(ctx, provider, self._held_token_ids(state), except_rotation=token)
+        self._revoke_orphans(ctx, provider, self._token_ids(state), except_rotation=token)
         now = self._now()
         try:
             issued = provider.issue(label, now + timedelta(seconds=ctx.cfg.ttl_s))
         except MintOutcomeUnknown as exc:
-            revoked = self._revoke_orphans(ctx, provider, self._held_token_ids(state), rotation=token)
+            revoked = self._revoke_orphans(ctx, provider, self._token_ids(state), rotation=token)
             raise RotationRetryable(
                 f"{exc}; the mint is not repeated: {revoked} credential(s) labelled for this rotation were "
-                "found "
-                "and revoked; the step can be retried"
+                "found and revoked; the step can be retried"
             ) from None
         pending = current.with_credential(
             username=issued.username,
@@ -590,8 +426,7 @@ class Rotator:
         if pending.token_id in promoted:
             raise RotationTestFailed(
                 "the pending version holds the credential of a promoted version, and it cannot pull; "
-                "nothing was "
-                f"revoked: {result.summary()}"
+                f"nothing was revoked: {result.summary()}"
             )
         if pending.token_id:
             revoke_minted(provider, pending.token_id, state.name)
@@ -602,8 +437,7 @@ class Rotator:
         if result.unproven:
             raise RotationTestFailed(
                 "the registry serves every probe image without credentials, so nothing proves the new "
-                "credential; "
-                f"it was revoked and AWSCURRENT is unchanged. Probe a private image ({IMAGES}): "
+                f"credential; it was revoked and AWSCURRENT is unchanged. Probe a private image ({IMAGES}): "
                 f"{result.summary()}"
             )
         raise RotationTestFailed(
@@ -638,7 +472,7 @@ class Rotator:
             after = self.describe(state.arn)
         self._finish_cleanup(after, token)
         # At rest, at most AWSCURRENT and AWSPREVIOUS: anything else labelled for the secret goes.
-        self._revoke_orphans(ctx, provider, self._held_token_ids(after))
+        self._revoke_orphans(ctx, provider, self._token_ids(after))
         logger.info("rotation finished", extra={"token_id": pending.token_id})
         return Outcome.PROMOTED
 

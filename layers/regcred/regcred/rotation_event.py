@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .errors import InvalidEvent, RotationError
-from .rotation import Step
+from .rotation_rules import Step
 
 __all__ = ["rotation_event"]
 
@@ -31,14 +31,14 @@ def rotation_event(event: Any) -> tuple[str, str, Step]:
         raise InvalidEvent("not a Secrets Manager rotation event: SecretId must be a secret ARN or name")
     if not isinstance(token, str) or _TOKEN_RE.fullmatch(token) is None:
         raise InvalidEvent(
-            "not a Secrets Manager rotation event: ClientRequestToken must be 32-64 letters, digits or "
-            "hyphens"
+            "not a Secrets Manager rotation event: "
+            "ClientRequestToken must be 32-64 letters, digits or hyphens"
         )
     try:
         parsed = Step.parse(step)
     except RotationError:
         raise InvalidEvent(
-            "not a Secrets Manager rotation event: Step must be createSecret, setSecret, testSecret or "
-            "finishSecret"
+            "not a Secrets Manager rotation event: "
+            "Step must be createSecret, setSecret, testSecret or finishSecret"
         ) from None
     return secret_id, token, parsed

@@ -175,10 +175,32 @@ def _pick(text: str, allowed: frozenset[Origin], *, what: str, where: str) -> Or
                 return origin
     raise ConfigurationError(
         f"{what}: {_shown(raw)!r} is not among the hosts this deployment allows for it ({where}); a tag may "
-        "pick "
-        "one of those hosts, never add one. The deployer adds hosts with the template parameter or the "
+        "pick one of those hosts, never add one. The deployer adds hosts with the template parameter or the "
         "environment variable named there"
     )
+
+
+def _choose(
+    tag_value: str | None,
+    default: Origin | None,
+    allowed: frozenset[Origin],
+    *,
+    provider: str,
+    role: str,
+    tag: str,
+    env: str,
+    example: str,
+) -> Origin:
+    """One role's host (registry, API): what the tag picks among ``allowed``, else the provider's default."""
+    if tag_value:
+        where = f"the {provider} provider's own {role} or {env}"
+        return _pick(tag_value, allowed, what=f"the {tag} tag", where=where)
+    if default is None:
+        raise ConfigurationError(
+            f"the {provider} provider has no default {role}: tag the secret {tag}={example} with a host "
+            f"from {env}"
+        )
+    return default
 
 
 def resolve(spec: object, cfg: object, deployment: Deployment) -> Routing:
@@ -189,32 +211,30 @@ def resolve(spec: object, cfg: object, deployment: Deployment) -> Routing:
     from .providers.base import ProviderSpec
 
     assert isinstance(spec, ProviderSpec) and isinstance(cfg, SecretConfig)
-    registries = spec.registries | deployment.registry_hosts
-    registry_where = f"the {spec.name} provider's own registry or {ALLOWED_REGISTRY_HOSTS_ENV}"
-    if cfg.registry:
-        registry = _pick(cfg.registry, registries, what="the regcred:registry tag", where=registry_where)
-    elif spec.default_registry is not None:
-        registry = spec.default_registry
-    else:
-        raise ConfigurationError(
-            f"the {spec.name} provider has no default registry: tag the secret regcred:registry=HOST with a "
-            "host "
-            f"from {ALLOWED_REGISTRY_HOSTS_ENV}"
+    registry = _choose(
+        cfg.registry,
+        spec.default_registry,
+        spec.registries | deployment.registry_hosts,
+        provider=spec.name,
+        role="registry",
+        tag="regcred:registry",
+        env=ALLOWED_REGISTRY_HOSTS_ENV,
+        example="HOST",
+    )
+    api = (
+        _choose(
+            cfg.api,
+            spec.default_api,
+            spec.apis | deployment.api_hosts,
+            provider=spec.name,
+            role="API",
+            tag="regcred:api",
+            env=ALLOWED_API_HOSTS_ENV,
+            example="https://HOST",
         )
-    api: Origin | None = None
-    if spec.needs_api:
-        apis = spec.apis | deployment.api_hosts
-        api_where = f"the {spec.name} provider's own API or {ALLOWED_API_HOSTS_ENV}"
-        if cfg.api:
-            api = _pick(cfg.api, apis, what="the regcred:api tag", where=api_where)
-        elif spec.default_api is not None:
-            api = spec.default_api
-        else:
-            raise ConfigurationError(
-                f"the {spec.name} provider has no default API: tag the secret regcred:api=https://HOST with "
-                "a "
-                f"host from {ALLOWED_API_HOSTS_ENV}"
-            )
+        if spec.needs_api
+        else None
+    )
     realms = set(spec.realms)
     if api is not None:
         # The API host already receives the admin credential, which can mint pull credentials: sending it
@@ -241,6 +261,5 @@ def check_value_registry(value_registry: str, routing: Routing, *, secret: str) 
         raise ConfigurationError(
             f"secret {secret}: its value names registry {shown!r}, but regcred is configured for "
             f"{routing.registry_name!r} (the regcred:registry tag or the {routing.provider} default); "
-            "nothing "
-            'was minted or sent. Fix the value\'s "registry" field, or the tag'
+            'nothing was minted or sent. Fix the value\'s "registry" field, or the tag'
         )

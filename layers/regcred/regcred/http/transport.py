@@ -20,20 +20,16 @@ Built on urllib3 (no proxies from the environment, no netrc, no cookies), with r
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -46,11 +42,13 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
-from .. import __version__, redact, safejson
+from .. import __version__, redact
 from ..errors import DeadlineExceeded, DestinationRefused, OutcomeUnknown, ResponseTooLarge, Unreachable
-from ..hosts import Origin, ip_literal
+from ..hosts import Origin
 from . import policy
+from .connection import ACTIVE_DEADLINE, Guard, HTTPPool, HTTPSPool, Resolver, system_resolver, tls_context
 from .deadline import Deadline
+from .response import DEFAULT_MAX_BODY, Response
 
 __all__ = ["IDEMPOTENT_METHODS", "Resolver", "Response", "Transport", "basic_authorization", "retry_policy"]
 
@@ -59,21 +57,9 @@ logger = logging.getLogger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110 §9.2.2
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_MAX_BODY = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 USER_AGENT = f"regcred/{__version__}"
 _CHUNK = 16 * 1024
-
-Resolver = Callable[[str, int], Sequence[tuple[int, tuple[Any, ...]]]]
-
-
-def system_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
-    """(family, sockaddr) of every TCP address ``host`` resolves to."""
-    return [
-        (family, sockaddr)
-        for family, _, _, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if family in (socket.AF_INET, socket.AF_INET6)
-    ]
 
 
 def basic_authorization(username: str, password: str) -> str:
@@ -88,228 +74,7 @@ def basic_authorization(username: str, password: str) -> str:
     return value
 
 
-# ------------------------------------------------------------------------------------- connections
-
-
-@dataclass(frozen=True)
-class _Guard:
-    """What a connection needs to pick and check its addresses."""
-
-    resolver: Resolver
-    loopback_ok: bool
-
-
-def _checked_addresses(host: str, port: int, guard: _Guard) -> list[tuple[int, tuple[Any, ...]]]:
-    ip = ip_literal(host)
-    if ip is not None:
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        addresses: Sequence[tuple[int, tuple[Any, ...]]] = [(family, (str(ip), port))]
-    else:
-        try:
-            addresses = guard.resolver(host, port)
-        except OSError as exc:
-            raise NewConnectionError(None, f"name resolution failed ({type(exc).__name__})") from None  # type: ignore[arg-type]
-    if not addresses:
-        raise NewConnectionError(None, "name resolved to no address")  # type: ignore[arg-type]
-    for _, sockaddr in addresses:
-        address = ip_literal(str(sockaddr[0]).split("%", 1)[0])
-        why = (
-            "not an IP address"
-            if address is None
-            else policy.address_refusal(address, loopback_ok=guard.loopback_ok)
-        )
-        if why is not None:
-            # Every address is checked: one bad answer refuses the name, whatever the others are.
-            raise DestinationRefused(f"refusing {host}: it resolves to {why}")
-        if guard.loopback_ok and address is not None and not address.is_loopback:
-            raise DestinationRefused(f"refusing {host}: configured as loopback, it resolves elsewhere")
-    return list(addresses)
-
-
-# The deadline of the operation this thread (or task) is sending: every read on a connection this module
-# made is bounded by it, not only by the per-read timeout, so that a server dripping its headers or body a
-# byte at a time cannot stretch an operation past its deadline.
-_ACTIVE_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
-    "regcred_http_deadline", default=None
-)
-
-
-def _bound_by_deadline(sock: socket.socket) -> None:
-    deadline = _ACTIVE_DEADLINE.get()
-    if deadline is None:
-        return
-    remaining = deadline.remaining()
-    if remaining <= 0:
-        raise TimeoutError("the operation's deadline passed")
-    current = sock.gettimeout()
-    if current is None or current > remaining:
-        sock.settimeout(remaining)
-
-
-class _DeadlineSocket(socket.socket):
-    """A TCP socket whose reads never outlast the active deadline."""
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        _bound_by_deadline(self)
-        return super().recv(*args, **kwargs)
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        _bound_by_deadline(self)
-        return super().recv_into(*args, **kwargs)
-
-
-class _DeadlineSSLSocket(ssl.SSLSocket):
-    """A TLS socket whose reads never outlast the active deadline."""
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        _bound_by_deadline(self)
-        return super().recv(*args, **kwargs)
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        _bound_by_deadline(self)
-        return super().recv_into(*args, **kwargs)
-
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        _bound_by_deadline(self)
-        return super().read(*args, **kwargs)
-
-
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """urllib3's TLS defaults (certificate and host name verified), sockets bounded by the deadline."""
-    from urllib3.util.ssl_ import create_urllib3_context
-
-    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    if ca_bundle:
-        context.load_verify_locations(cafile=ca_bundle)
-    else:  # pragma: no cover - certifi ships with the layer
-        context.load_default_certs()
-    context.sslsocket_class = _DeadlineSSLSocket
-    return context
-
-
-class _PinnedMixin:
-    """Connects to the addresses checked for the host, never to a second resolution of it."""
-
-    _regcred_guard: _Guard
-    host: str
-    port: int
-    timeout: Any
-    socket_options: Any
-
-    def _new_conn(self) -> socket.socket:
-        last: OSError | None = None
-        timeout = self.timeout if isinstance(self.timeout, (int, float)) else 10.0
-        for family, sockaddr in _checked_addresses(self.host, self.port, self._regcred_guard):
-            sock = _DeadlineSocket(family, socket.SOCK_STREAM)
-            try:
-                for option in self.socket_options or ():
-                    sock.setsockopt(*option)
-                sock.settimeout(timeout)
-                sock.connect(sockaddr[:2] if family == socket.AF_INET else sockaddr)
-                return sock
-            except TimeoutError:
-                sock.close()
-                raise ConnectTimeoutError(self, f"connect to {self.host} timed out") from None
-            except OSError as exc:
-                sock.close()
-                last = exc
-        failure = type(last).__name__ if last else "no address"
-        raise NewConnectionError(self, f"connection failed ({failure})")  # type: ignore[arg-type]
-
-
-class _PinnedHTTPConnection(_PinnedMixin, HTTPConnection):
-    def __init__(self, *args: Any, regcred_guard: _Guard, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._regcred_guard = regcred_guard
-
-
-class _PinnedHTTPSConnection(_PinnedMixin, HTTPSConnection):
-    def __init__(self, *args: Any, regcred_guard: _Guard, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._regcred_guard = regcred_guard
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _PinnedHTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _PinnedHTTPSConnection
-
-
-# ---------------------------------------------------------------------------------------- responses
-
-
-@dataclass(frozen=True)
-class Response:
-    """A complete, bounded response. ``url`` is the final URL after redirects."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    url: str
-    origin: Origin
-    # What the request carried: error texts are scrubbed of these.
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-
-    def header(self, name: str) -> str | None:
-        """A header's value (several occurrences joined with ", "), or None."""
-        values = self.header_values(name)
-        return ", ".join(values) if values else None
-
-    def header_values(self, name: str) -> list[str]:
-        """Every occurrence of a header, in order."""
-        lower = name.lower()
-        return [v for k, v in self.headers if k.lower() == lower]
-
-    def json(self, *, max_bytes: int = DEFAULT_MAX_BODY) -> Any:
-        """The body as JSON; ValueError (quoting nothing) when it is not, or is too large or too deep."""
-        return safejson.loads(self.body, max_bytes=max_bytes)
-
-    def error_text(
-        self,
-        fields: Iterable[str] = ("message", "detail", "details", "error", "error_description", "errors"),
-        *,
-        limit: int = 200,
-    ) -> str:
-        """What the server said, reduced to the string values under known fields of a JSON error body,
-        printable ASCII, truncated and scrubbed of every credential the request carried; "" when there is
-        nothing usable. Nothing else of a server's body ever reaches a message."""
-        try:
-            data = self.json()
-        except ValueError:
-            return ""
-        found: list[str] = []
-
-        def leaves(value: Any, depth: int) -> None:
-            if depth > 3 or len(found) >= 4:
-                return
-            if isinstance(value, str) and value.strip():
-                found.append(value)
-            elif isinstance(value, list):
-                for item in value[:4]:
-                    leaves(item, depth + 1)
-            elif isinstance(value, dict):
-                for item in list(value.values())[:8]:
-                    leaves(item, depth + 1)
-
-        if isinstance(data, dict):
-            for key in fields:
-                if key in data:
-                    leaves(data[key], 0)
-        elif isinstance(data, list):
-            leaves(data, 0)
-        text = "; ".join(dict.fromkeys(found))
-        text = "".join(c if 0x20 <= ord(c) < 0x7F else " " for c in text)
-        text = " ".join(redact.scrub(text, self.secrets).split())
-        return text[:limit] + ("..." if len(text) > limit else "")
-
-
 # ----------------------------------------------------------------------------------------- transport
-
-
-class _NoRetryAfter(Exception):
-    pass
 
 
 def retry_policy(attempts: int = 3, *, backoff_factor: float = 0.25) -> Retry:
@@ -362,7 +127,7 @@ class Transport:
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            self._tls_context = _tls_context(self._ca_bundle)
+            self._tls_context = tls_context(self._ca_bundle)
         return self._tls_context
 
     def close(self) -> None:
@@ -380,9 +145,9 @@ class Transport:
     def _pool(self, origin: Origin) -> HTTPConnectionPool:
         pool = self._pools.get(origin)
         if pool is None:
-            guard = _Guard(self._resolver, policy.loopback_allowed(origin, self.local_origins))
+            guard = Guard(self._resolver, policy.loopback_allowed(origin, self.local_origins))
             if origin.scheme == "https":
-                pool = _HTTPSPool(
+                pool = HTTPSPool(
                     origin.host,
                     origin.port,
                     maxsize=4,
@@ -393,7 +158,7 @@ class Transport:
                     regcred_guard=guard,
                 )
             else:
-                pool = _HTTPPool(
+                pool = HTTPPool(
                     origin.host, origin.port, maxsize=4, block=False, retries=False, regcred_guard=guard
                 )
             self._pools[origin] = pool
@@ -445,7 +210,7 @@ class Transport:
             allowed |= {method}  # the caller vouches that this request may be sent again (a login POST)
         retry = self._retry.new(allowed_methods=allowed)
         limit = self._max_body if max_body is None else max_body
-        active = _ACTIVE_DEADLINE.set(deadline)
+        active = ACTIVE_DEADLINE.set(deadline)
         try:
             while True:
                 if deadline.expired():
@@ -479,7 +244,7 @@ class Transport:
                     )
                     self._sleep(again.wait)
         finally:
-            _ACTIVE_DEADLINE.reset(active)
+            ACTIVE_DEADLINE.reset(active)
 
     def _follow(
         self,

@@ -69,8 +69,7 @@ def read_admin_credential(sm: Any, admin_secret_id: str, *, secret_name: str) ->
     if name == secret_name or tags.get(MANAGED, "").lower() == "true":
         raise ConfigurationError(
             f"secret {secret_name}: its regcred:admin-secret names a managed secret ({name}); an admin "
-            "secret holds "
-            "the vendor's admin credential and is never itself rotated by regcred"
+            "secret holds the vendor's admin credential and is never itself rotated by regcred"
         )
     if tags.get(ADMIN_MARK, "").lower() != "true" or not admin_serves(tags.get(ADMIN_FOR, ""), secret_name):
         raise ConfigurationError(

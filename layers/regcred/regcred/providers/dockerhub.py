@@ -140,10 +140,9 @@ class DockerHubProvider:
             )
             if response.status in (401, 403):
                 raise ProviderAuthError(
-                    f"Docker Hub rejected the admin identity {self._admin.username!r} (HTTP "
-                    f"{response.status}): "
-                    "update the admin secret named by the regcred:admin-secret tag with a valid password or "
-                    "PAT"
+                    f"Docker Hub rejected the admin identity {self._admin.username!r} "
+                    f"(HTTP {response.status}): update the admin secret named by the regcred:admin-secret "
+                    "tag with a valid password or PAT"
                 )
             body = self._json(response, "POST /v2/auth/token", expect=(200,))
             token = body.get("access_token") or body.get("token")
