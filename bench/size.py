@@ -2,7 +2,8 @@
 
 Runs a real ``scripts/sam.sh build`` (no container, no cache) of template.yaml into a temporary build
 dir, for the Runtime of the interpreter running this script (python3.11 on Debian 12, python3.13 on
-Debian 13; the layer's Makefile is told the same version through REGCRED_LAYER_PYTHON). Each artifact
+Debian 13; the layer carries wheels for every runtime the template allows, whatever the Runtime). Each
+artifact
 is zipped as `sam package` zips it (every file, deflated, paths relative to the artifact dir).
 
 Then the built handlers are imported the way Lambda loads them: sys.path = [function dir, the layer's
@@ -89,7 +90,7 @@ def zip_like_sam(artifact: Path, target: Path) -> tuple[int, int]:
 
 
 def build(root: Path, build_dir: Path, runtime: str) -> None:
-    env = dict(os.environ, REGCRED_LAYER_PYTHON=runtime.removeprefix("python"), SAM_CLI_TELEMETRY="0")
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0")
     command = [
         str(ROOT / "scripts" / "sam.sh"),
         "build",

@@ -30,7 +30,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -248,16 +247,6 @@ auth:
 """
 
 
-def _venv_bin(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if not found:
-        raise StackError(f"{name} not found next to {sys.executable} nor on PATH: run `make setup`")
-    return found
-
-
 @dataclass
 class Stack:
     """A running local stack rooted at ``root``."""
@@ -355,7 +344,10 @@ class Stack:
         registry_yml = root / "registry.yml"
         registry_yml.write_text(_registry_config(root, reg_port, f"{hub_url}/token", sec["http_secret"]))
 
-        self._spawn("moto", [_venv_bin("moto_server"), "-H", HOST, "-p", str(moto_port)], {})
+        # moto_server with its RotationEnabled corrected (devstack/moto_server.py).
+        self._spawn(
+            "moto", [sys.executable, "-m", "devstack.moto_server", "-H", HOST, "-p", str(moto_port)], {}
+        )
         self._spawn("registry", [REGISTRY_BIN, "serve", str(registry_yml)], {})
         hub_cmd = [
             sys.executable, "-m", "devstack.fakes.dockerhub",
@@ -404,6 +396,12 @@ class Stack:
             # realm and the Docker Hub API). Only these loopback destinations may be reached, over http.
             "REGCRED_ALLOWED_REGISTRY_HOSTS": f"http://{registry} {hub_url}",
             "REGCRED_ALLOWED_API_HOSTS": hub_url,
+            # Nothing but loopback hosts: with this file sourced, the CLI refuses the providers' real hosts.
+            "REGCRED_LOCAL_ONLY": "1",
+            # What `regcred onboard --provider dockerhub` uses when --registry / --api are not given.
+            "REGCRED_DOCKERHUB_REGISTRY": registry,
+            "REGCRED_DOCKERHUB_SEED_IMAGE": SEED_IMAGES[0],
+            "REGCRED_DOCKERHUB_ONBOARD_ARGS": "",
         }
         text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -5,7 +5,9 @@
 #   1. install what is missing (Debian: docker.io, debootstrap, iproute2; .venv; .venv-sam), idempotently;
 #   2. build once, cached by content hash, a stand-in for the Lambda Python base image SAM asks for
 #      (public.ecr.aws/lambda/python:3.X-x86_64) from Debian packages and PyPI: tests/sam/runtime_image.sh;
-#   3. `sam build --parameter-overrides Runtime=python3.X` (cached);
+#   3. `sam build --parameter-overrides Runtime=python3.X` (cached) of the development copy of template.yaml
+#      (devstack/sam_template.py: it declares AWS_ENDPOINT_URL, so that `sam local invoke --env-vars` can
+#      point the functions at moto_server; the production template does not);
 #   4. create a network namespace, run a private dockerd in it (own data/exec roots and socket: the host's
 #      network is untouched), import the image;
 #   5. run pytest tests/sam inside the namespace: it starts the stack on the namespace's 127.0.0.1 and
@@ -134,8 +136,11 @@ else
 fi
 
 # --------------------------------------------------------------------------------------------- 3. sam build
-say "sam build --parameter-overrides Runtime=python$pyver (log: $CACHE/logs/sam-build.log)"
-if ! scripts/sam.sh build --parameter-overrides "Runtime=python$pyver" --cached \
+DEV_TEMPLATE=$CACHE/template.dev.yaml
+"$PY" -m devstack.sam_template --template "$REPO/template.yaml" --output "$DEV_TEMPLATE" >/dev/null ||
+    die "writing the development template $DEV_TEMPLATE failed"
+say "sam build --template-file $DEV_TEMPLATE --parameter-overrides Runtime=python$pyver (log: $CACHE/logs/sam-build.log)"
+if ! scripts/sam.sh build --template-file "$DEV_TEMPLATE" --parameter-overrides "Runtime=python$pyver" --cached \
     --build-dir "$CACHE/build" --cache-dir "$CACHE/build-cache" >"$CACHE/logs/sam-build.log" 2>&1; then
     tail -n 30 "$CACHE/logs/sam-build.log" >&2
     die "sam build failed (log: $CACHE/logs/sam-build.log)"

@@ -3,9 +3,14 @@ secrets whose token is minted at the Docker Hub fake of a running stack."""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+import zipfile
 from typing import Any
+
+import boto3
+import requests
 
 from regcred import config, labels
 from regcred.http.transport import Transport
@@ -110,3 +115,28 @@ def stack_managed_secret(
     # Without a Lambda ARN, moto enables rotation and re-labels a copy of the value AWSCURRENT.
     sm.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
     return arn, value
+
+
+def rotation_function(env: dict[str, str], *, permission: bool = True) -> str:
+    """A function in moto's Lambda (no Docker: invocations succeed, no code runs)."""
+    endpoint = env["AWS_ENDPOINT_URL"]
+    requests.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=5)
+    iam, lam = boto3.client("iam", endpoint_url=endpoint), boto3.client("lambda", endpoint_url=endpoint)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("app.py", "def handler(event, context):\n    return None\n")
+    arn: str = lam.create_function(
+        FunctionName=f"rotate-{uuid.uuid4().hex[:6]}",
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role=create_role(iam, "rotate", "lambda.amazonaws.com"),
+        Code={"ZipFile": archive.getvalue()},
+    )["FunctionArn"]
+    if permission:
+        lam.add_permission(
+            FunctionName=arn,
+            StatementId="SecretsManager",
+            Action="lambda:InvokeFunction",
+            Principal="secretsmanager.amazonaws.com",
+        )
+    return arn

@@ -22,7 +22,7 @@ from regcred.config import parse_duration
 from regcred.failures import FailureClass
 from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
-from regcred.remediation import Remediator, Settings
+from regcred.remediation import Action, Remediator, Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -47,6 +47,7 @@ def build_remediator(start_rotation: Callable[[str], object] | None = None) -> R
         sm=aws.client("secretsmanager"),
         batch=aws.client("batch"),
         iam=aws.client("iam"),
+        kms=aws.client("kms"),
         ecs=aws.client("ecs"),
         sns=aws.client("sns") if settings.topic_arn else None,
         coalescer=Coalescer(aws.client("dynamodb") if table else None, table, settings.cooldown_s),
@@ -96,7 +97,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         for action in outcome.actions:
             _count("RemediationAction", {"action": action})
-        if "rolled_back" in outcome.actions:
+        if Action.ROLLED_BACK in outcome.actions:
             metrics.add_metric(name="Rollback", unit=MetricUnit.Count, value=1)
         logger.info(
             "pull failure handled",

@@ -11,7 +11,6 @@ checked, with the error, and nothing crashes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import uuid
@@ -26,7 +25,8 @@ from botocore.config import Config
 from devstack.fakes.iam import IamSimulator
 from devstack.stack import Stack
 from regcred import config, labels
-from regcred.diagnose import CHECK_NAMES, Check, add_diagnose_parser, cmd_diagnose, diagnose_job
+from regcred.cli import main
+from regcred.diagnose import CHECK_NAMES, Check, diagnose_job
 from regcred.providers.dockerhub import DockerHubProvider
 from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
 from regcred.routing import Routing
@@ -225,11 +225,7 @@ def text_of(checks: Sequence[Check]) -> str:
 
 
 def run_cli(job_id: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="regcred")
-    add_diagnose_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["diagnose", job_id, *argv])
-    assert args.func is cmd_diagnose
-    code = args.func(args)
+    code = main(["diagnose", job_id, *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -293,7 +289,8 @@ def test_a_healthy_job_passes_every_check(
     report = json.loads(out)
     assert code == 0 and report["ok"] is True and report["job_id"] == job
     assert [c["name"] for c in report["checks"]] == list(CHECK_NAMES)
-    assert set(report["checks"][0]) == {"name", "ok", "detail", "action"}
+    assert set(report["checks"][0]) == {"name", "ok", "detail", "action", "result"}
+    assert report["status"] == "ok" and report["exit_code"] == 0 and report["failed"] == []
     for blob in (out, err, text_of(checks)):
         assert managed["password"] not in blob
 
@@ -599,12 +596,15 @@ def test_rate_limit_headroom_from_the_manifest_head(
     )
     assert got["rate-limit"].ok is ok and text in got["rate-limit"].detail
     assert (got["rate-limit"].action != "") is (not ok)
-    # The check got the secret's configured registry and its trusted realms (the provider's and its API host).
+    # The check got the secret's configured registry and its trusted realms: its API host, and not the
+    # provider's built-in realm, since the stack's environment (REGCRED_LOCAL_ONLY) admits loopback hosts
+    # only.
     route, images = seen[0]
     assert len(seen) == 1 and images == [image(stack_env)]
     assert route.registry_name == stack_env["REGCRED_REGISTRY"]
     realms = {origin.url() for origin in route.realms}
-    assert stack_env["REGCRED_DOCKERHUB_API"] in realms and "https://auth.docker.io" in realms
+    assert stack_env["REGCRED_LOCAL_ONLY"] == "1"
+    assert stack_env["REGCRED_DOCKERHUB_API"] in realms and "https://auth.docker.io" not in realms
 
 
 def test_the_pull_reason_comes_from_the_last_attempt(

@@ -87,12 +87,12 @@ def test_an_aws_error_is_counted_and_logged_by_its_code(
     rotate_app: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     event = {"SecretId": "no/such/secret", "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}
-    with pytest.raises(RotationError, match="ResourceNotFoundException"):
+    with pytest.raises(RegcredError, match="does not exist"):
         rotate_app.handler(event, LambdaContext())
     out, err = capfd.readouterr()
     assert "RotationStepFailed" in out
     failed = [json.loads(line) for line in (out + err).splitlines() if '"rotation step failed"' in line]
-    assert failed and failed[0]["reason"] == "ResourceNotFoundException"
+    assert failed and failed[0]["reason"] == "secret no/such/secret does not exist"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
 """Fixtures of the SAM tier. It runs only under scripts/sam_tier.sh (`make test-sam`), which provides a
 network namespace with its own dockerd, the Lambda base image stand-in and the `sam build` output, and runs
 pytest inside that namespace: the stack below binds the namespace's 127.0.0.1, which the functions see
-because they are invoked with `--docker-network host`."""
+because they are invoked with `--docker-network host`.
+
+What the script builds is the development copy of template.yaml (devstack/sam_template.py), not
+template.yaml itself: the copy declares AWS_ENDPOINT_URL (empty) for every function, which the production
+template does not, so that `--env-vars` can point the functions at moto_server."""
 
 from __future__ import annotations
 
@@ -104,8 +108,9 @@ def aws(env: dict[str, str]) -> dict[str, Any]:
 def sam(
     harness: dict[str, str], env: dict[str, str], aws: dict[str, Any], request: pytest.FixtureRequest
 ) -> Sam:
-    """`sam local invoke` with an --env-vars file: it can only override variables the template declares
-    (Globals: AWS_ENDPOINT_URL via the AwsEndpointUrl parameter, POWERTOOLS_*; RemediateFunction:
+    """`sam local invoke` with an --env-vars file: it can only override variables the built template
+    declares (Globals: AWS_ENDPOINT_URL, declared only by the development copy that scripts/sam_tier.sh
+    builds (devstack/sam_template.py), POWERTOOLS_*, REGCRED_ALLOWED_*; RemediateFunction:
     REGCRED_COALESCE_TABLE, REGCRED_TOPIC_ARN, REGCRED_COOLDOWN, REGCRED_RESUBMIT, ...)."""
     env_vars = {
         "Parameters": {

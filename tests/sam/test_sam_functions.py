@@ -30,7 +30,7 @@ FUNCTIONS = template_functions()
 EXPECTED: dict[str, dict[str, tuple[Any, ...]]] = {
     **{
         # The sample secret does not exist in moto: the step fails (Secrets Manager would retry it).
-        f"rotate_{step}.json": {"errorType": ("ResourceNotFoundException", "RotationError")}
+        f"rotate_{step}.json": {"errorType": ("SecretNotFound",)}
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret")
     },
     # The classification, done by the deployed code; the job and secret of the samples do not exist.

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
-import sys
 
 import pytest
 
 from regcred.failures import (
     PULL_CLASSES,
     FailureClass,
-    add_classify_parser,
     classify,
-    cmd_classify,
     normalise,
 )
 from tests.corpus import (
@@ -417,55 +412,3 @@ def test_precedence_12_agent_hint_with_the_cause_cut_off() -> None:
 
 def test_pull_classes_are_all_but_other() -> None:
     assert frozenset(FailureClass) - PULL_CLASSES == {FailureClass.OTHER}
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-
-AUTH_MSG = "Error response from daemon: unauthorized: authentication required"
-RATE_MSG = "ERROR: toomanyrequests: Too Many Requests."
-
-
-def _args(*messages: str, as_json: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(message=list(messages), json=as_json, func=cmd_classify)
-
-
-def test_cli_classifies_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cmd_classify(_args(AUTH_MSG, RATE_MSG)) == 0
-    assert capsys.readouterr().out.splitlines() == [f"auth\t{AUTH_MSG}", f"rate_limit\t{RATE_MSG}"]
-
-
-def test_cli_reads_stdin_lines_and_skips_empty_ones(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{RATE_MSG}\n\n   \n{AUTH_MSG}\r\n"))
-    assert cmd_classify(_args()) == 0
-    assert capsys.readouterr().out.splitlines() == [f"rate_limit\t{RATE_MSG}", f"auth\t{AUTH_MSG}"]
-
-
-def test_cli_json_keeps_input_order(capsys: pytest.CaptureFixture[str]) -> None:
-    messages = [RATE_MSG, "", AUTH_MSG, "no space left on device"]
-    assert cmd_classify(_args(*messages, as_json=True)) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == [
-        {"class": "rate_limit", "message": RATE_MSG},
-        {"class": "other", "message": ""},
-        {"class": "auth", "message": AUTH_MSG},
-        {"class": "other", "message": "no space left on device"},
-    ]
-
-
-def test_cli_tsv_keeps_one_line_per_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cmd_classify(_args("Trying to pull repository x ... \nunauthorized: authentication required")) == 0
-    assert (
-        capsys.readouterr().out
-        == "auth\tTrying to pull repository x ... unauthorized: authentication required\n"
-    )
-
-
-def test_cli_parser_wiring(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="regcred")
-    add_classify_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["classify", "--json", RATE_MSG])
-    assert args.func is cmd_classify
-    assert args.func(args) == 0
-    assert json.loads(capsys.readouterr().out) == {"class": "rate_limit", "message": RATE_MSG}

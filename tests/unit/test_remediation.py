@@ -476,7 +476,7 @@ def test_a_secret_iam_will_not_describe_is_unmanaged_and_still_tagged(aws: dict[
 
     registry, rotations = Registry(), Rotations()
     r = remediator(aws, registry, rotations)
-    real = r.sm.describe_secret
+    real = r.store.sm.describe_secret
 
     def denied(**kwargs: Any) -> Any:
         if "unmanaged" in kwargs["SecretId"]:
@@ -485,7 +485,7 @@ def test_a_secret_iam_will_not_describe_is_unmanaged_and_still_tagged(aws: dict[
             )
         return real(**kwargs)
 
-    r.sm.describe_secret = denied
+    r.store.sm.describe_secret = denied
     secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team/unmanaged-AbCdEf"
     auth = event_for("remediate_batch_auth_failure.json", secret)
     retrieval = event_for("remediate_batch_secret_access_denied.json", secret)

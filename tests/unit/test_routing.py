@@ -158,3 +158,37 @@ def test_messages_never_quote_user_info() -> None:
     with pytest.raises(ConfigurationError) as caught:
         resolve(HUB, cfg(**{config.REGISTRY: "user:hunter2-password@evil.example"}), Deployment())
     assert "hunter2-password" not in str(caught.value)
+
+
+def test_local_only_refuses_every_host_off_this_machine() -> None:
+    from regcred import providers
+    from regcred.config import SecretConfig
+
+    local = Deployment.from_env(
+        {
+            "REGCRED_LOCAL_ONLY": "1",
+            "REGCRED_ALLOWED_REGISTRY_HOSTS": "http://127.0.0.1:5000",
+            "REGCRED_ALLOWED_API_HOSTS": "http://127.0.0.1:5001",
+        }
+    )
+    spec = providers.spec_for("dockerhub")
+    base = {"regcred:managed": "true", "regcred:provider": "dockerhub", "regcred:admin-secret": "a"}
+    # The provider's defaults (registry-1.docker.io, hub.docker.com) are refused, naming the flag to use.
+    with pytest.raises(ConfigurationError, match=r"REGCRED_LOCAL_ONLY.*--registry"):
+        resolve(spec, SecretConfig.from_tags(base, "s"), local)
+    picked = {**base, "regcred:registry": "127.0.0.1:5000", "regcred:api": "http://127.0.0.1:5001"}
+    route = resolve(spec, SecretConfig.from_tags(picked, "s"), local)
+    assert route.registry_name == "127.0.0.1:5000"
+    assert {o.host for o in route.realms} == {"127.0.0.1"}  # auth.docker.io is dropped
+    # Without the flag, the same tags keep the provider's own realm.
+    open_ = Deployment.from_env({k: v for k, v in local_env().items() if k != "REGCRED_LOCAL_ONLY"})
+    assert "auth.docker.io" in {
+        o.host for o in resolve(spec, SecretConfig.from_tags(picked, "s"), open_).realms
+    }
+
+
+def local_env() -> dict[str, str]:
+    return {
+        "REGCRED_ALLOWED_REGISTRY_HOSTS": "http://127.0.0.1:5000",
+        "REGCRED_ALLOWED_API_HOSTS": "http://127.0.0.1:5001",
+    }

@@ -2,7 +2,9 @@
 
 cfn-lint checks the CloudFormation schema; these tests check regcred's own rules: Secrets Manager may
 invoke the rotation function (and only for this account), every secret permission is scoped to the
-tagged secrets, the handlers and the layer exist on disk, and the layer does not bundle boto3. For the
+tagged secrets, the handlers and the layer exist on disk, the layer does not bundle boto3 and serves every
+Runtime the functions may get (its Makefile's merge of the per-runtime trees is run on made-up trees), the
+production template declares no emulator endpoint (its development copy does). For the
 remediation: the rules match the failure events, nothing EventBridge or Lambda gives up on is lost
 (dead-letter queues, alarms on them), and each permission stays as narrow as its API allows.
 """
@@ -10,17 +12,26 @@ remediation: the rules match the failure events, nothing EventBridge or Lambda g
 from __future__ import annotations
 
 import ast
+import base64
+import copy
+import csv
+import hashlib
 import json
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack import sam_template
 from devstack.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+LAYER_MAKEFILE = ROOT / "layers" / "regcred" / "Makefile"
 
 ROTATE = "RotateFunction"
 ROTATE_PERMISSION = "RotateFunctionInvokePermission"
@@ -57,7 +68,7 @@ KMS_VIA_SERVICES = {
     json.dumps({"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}),
 }
 # KMS actions that touch no key material.
-KMS_METADATA_ACTIONS = {"kms:DescribeKey"}
+KMS_METADATA_ACTIONS = {"kms:DescribeKey", "kms:GetKeyPolicy"}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +99,7 @@ def _function_env(template: dict[str, Any], function: dict[str, Any]) -> dict[st
 
 
 def _is_no_value(value: Any) -> bool:
-    return value == {"Ref": "AWS::NoValue"}
+    return bool(value == {"Ref": "AWS::NoValue"})
 
 
 def _conditional_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -144,7 +155,7 @@ def _resource_text(resource: Any) -> str:
 
 
 def _conditions(statement: dict[str, Any], operator: str) -> dict[str, Any]:
-    return statement.get("Condition", {}).get(operator, {})
+    return dict(statement.get("Condition", {}).get(operator, {}))
 
 
 def test_template_parses_with_short_form_tags(template: dict[str, Any]) -> None:
@@ -158,6 +169,24 @@ def test_runtime_parameter(template: dict[str, Any]) -> None:
     assert set(runtime["AllowedValues"]) == {"python3.11", "python3.12", "python3.13"}
     for name, function in _resources(template, "AWS::Serverless::Function").items():
         assert _function_property(template, function, "Runtime") == {"Ref": "Runtime"}, name
+
+
+def _makefile_layer_pythons() -> list[str]:
+    match = re.search(r"^LAYER_PYTHONS := (.+)$", LAYER_MAKEFILE.read_text(encoding="utf-8"), re.M)
+    assert match, "layers/regcred/Makefile sets no LAYER_PYTHONS"
+    return [f"python{v}" for v in match.group(1).split()]
+
+
+def test_layer_is_built_for_every_runtime_the_functions_may_get(template: dict[str, Any]) -> None:
+    # Build and deploy may take the functions' Runtime from different places (command line,
+    # samconfig.toml, the default), and SAM never tells the layer's Makefile: the layer is built for
+    # every allowed Runtime and declares them all, literally.
+    allowed = template["Parameters"]["Runtime"]["AllowedValues"]
+    compatible = template["Resources"]["RegcredLayer"]["Properties"]["CompatibleRuntimes"]
+    assert all(isinstance(r, str) for r in compatible), compatible
+    assert sorted(compatible) == sorted(allowed)
+    assert sorted(_makefile_layer_pythons()) == sorted(allowed)
+    assert template["Parameters"]["Runtime"]["Default"] in compatible
 
 
 def test_rotation_permission_is_for_secrets_manager_of_this_account(template: dict[str, Any]) -> None:
@@ -302,9 +331,69 @@ def test_functions_never_record_secrets(template: dict[str, Any]) -> None:
         env = _function_env(template, function)
         assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
         assert env.get("POWERTOOLS_LOGGER_LOG_EVENT", "false") == "false", name
-        # Declared so that `sam local invoke --env-vars` can point the function at a local emulator.
-        assert env["AWS_ENDPOINT_URL"] == {"Ref": "AwsEndpointUrl"}, name
-    assert template["Parameters"]["AwsEndpointUrl"]["Default"] == ""
+
+
+def test_production_template_declares_no_emulator_endpoint(template: dict[str, Any]) -> None:
+    # The SAM tier's development copy (devstack/sam_template.py) adds AWS_ENDPOINT_URL; in AWS the
+    # functions talk to AWS itself.
+    assert "AwsEndpointUrl" not in template["Parameters"]
+    for name, function in _resources(template, "AWS::Serverless::Function").items():
+        env = _function_env(template, function)
+        assert not [k for k in env if k.startswith("AWS_ENDPOINT_URL")], name
+    text = json.dumps(template)
+    assert "AWS_ENDPOINT_URL" not in text and "AwsEndpointUrl" not in text
+
+
+def _local_paths(template: dict[str, Any]) -> dict[str, Any]:
+    """Logical id -> its local source path property (CodeUri, ContentUri, ...)."""
+    out = {}
+    for name, resource in template["Resources"].items():
+        for key in sam_template.PATH_PROPERTIES.get(resource["Type"], ()):
+            if key in resource.get("Properties", {}):
+                out[name] = resource["Properties"][key]
+    return out
+
+
+def test_development_template_declares_the_emulator_endpoint(
+    template: dict[str, Any], tmp_path: Path
+) -> None:
+    output = sam_template.write(TEMPLATE, tmp_path / "dev" / "template.yaml")
+    dev = load_template(output)
+    assert dev["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+    functions = _resources(dev, "AWS::Serverless::Function")
+    assert {ROTATE, REMEDIATE} <= set(functions)
+    for name, function in functions.items():
+        # Declared: `sam local invoke --env-vars` may override it. Empty: boto3 ignores it.
+        assert _function_env(dev, function)["AWS_ENDPOINT_URL"] == "", name
+    assert "never deploy" in dev["Description"]
+    # Written away from template.yaml: its source paths are absolute and name the same directories.
+    production_paths = _local_paths(template)
+    dev_paths = _local_paths(dev)
+    assert set(dev_paths) == set(production_paths) and {ROTATE, REMEDIATE, "RegcredLayer"} <= set(dev_paths)
+    for name, path in dev_paths.items():
+        assert Path(path).is_absolute() and Path(path).is_dir(), name
+        assert Path(path) == (ROOT / production_paths[name]).resolve(), name
+    # Nothing else differs.
+    undone = copy.deepcopy(dev)
+    del undone["Globals"]["Function"]["Environment"]["Variables"]["AWS_ENDPOINT_URL"]
+    undone["Description"] = template["Description"]
+    for name, path in production_paths.items():
+        key = next(k for k in sam_template.PATH_PROPERTIES[template["Resources"][name]["Type"]])
+        undone["Resources"][name]["Properties"][key] = path
+    assert undone == template
+
+
+def test_development_template_refuses_a_production_endpoint(template: dict[str, Any]) -> None:
+    for where in ("Globals", ROTATE):
+        declared = copy.deepcopy(template)
+        holder = (
+            declared["Globals"]["Function"]
+            if where == "Globals"
+            else declared["Resources"][where]["Properties"]
+        )
+        holder["Environment"]["Variables"]["AWS_ENDPOINT_URL"] = "http://127.0.0.1:5000"
+        with pytest.raises(ValueError, match="AWS_ENDPOINT_URL"):
+            sam_template.derive(declared, ROOT)
 
 
 def test_layer_is_built_from_the_library(template: dict[str, Any]) -> None:
@@ -316,7 +405,7 @@ def test_layer_is_built_from_the_library(template: dict[str, Any]) -> None:
     # layers/regcred/Makefile: SAM's python builder would bundle botocore (aws-xray-sdk requires it).
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert "build-RegcredLayer:" in (content / "Makefile").read_text(encoding="utf-8")
-    assert {"Ref": "Runtime"} in layer["Properties"]["CompatibleRuntimes"]
+    assert layer["Properties"]["CompatibleRuntimes"] == template["Parameters"]["Runtime"]["AllowedValues"]
     for name, function in _resources(template, "AWS::Serverless::Function").items():
         assert {"Ref": "RegcredLayer"} in _function_property(template, function, "Layers"), name
 
@@ -608,3 +697,209 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["EventsDeadLetterQueueUrl"]["Value"] == {"Ref": EVENTS_DLQ}
     assert outputs["RemediateFailureQueueUrl"]["Value"] == {"Ref": FAILURE_QUEUE}
     assert outputs["CoalesceTableName"]["Value"] == {"Ref": COALESCE_TABLE}
+
+
+# ------------------------------------------------------------------------------------------------------
+# layers/regcred/Makefile merges the per-runtime trees of the requirements (LAYER_TOOL merge): run on
+# made-up trees, as make runs it (python -c "$LAYER_TOOL").
+
+LAYER_VERSIONS = ("3.11", "3.12", "3.13")
+
+
+def _layer_tool() -> str:
+    text = LAYER_MAKEFILE.read_text(encoding="utf-8")
+    match = re.search(r"^define LAYER_TOOL\n(.*?)^endef$", text, re.M | re.S)
+    assert match, "layers/regcred/Makefile defines no LAYER_TOOL"
+    code = match.group(1)
+    # make expands the exported variable: a dollar sign would not reach Python as written.
+    assert "$" not in code
+    return code
+
+
+def _run_layer_tool(*args: Path | str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _layer_tool(), *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def _install_like_pip(root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` under ``root``, with a RECORD in each *.dist-info for the files of its dist."""
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    for dist_info in {rel.split("/")[0] for rel in files if rel.split("/")[0].endswith(".dist-info")}:
+        package = dist_info.split("-")[0]
+        rows = [
+            [rel, _record_hash(data), str(len(data))]
+            for rel, data in files.items()
+            if rel.split("/")[0] in (dist_info, package, f"{package}.py")
+        ]
+        rows.append([f"{dist_info}/RECORD", "", ""])
+        with (root / dist_info / "RECORD").open("w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def _sbom(serial: str, components: list[str]) -> bytes:
+    bom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{serial}",
+        "metadata": {"timestamp": f"2026-01-01T00:00:0{len(serial) % 10}Z"},
+        "components": [{"name": c} for c in components],
+    }
+    return json.dumps(bom).encode()
+
+
+def _runtime_tree(version: str) -> dict[str, bytes]:
+    """What pip --target --python-version VERSION installs: a compiled and a pure distribution."""
+    abi = version.replace(".", "")
+    return {
+        "fast/__init__.py": b"from fast._speed import go\n",
+        f"fast/_speed.cpython-{abi}-x86_64-linux-gnu.so": f"ELF for cpython {abi}".encode(),
+        "fast-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: fast\nVersion: 1.0\n\n",
+        "fast-1.0.dist-info/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: maturin\nRoot-Is-Purelib: false\n"
+            f"Tag: cp{abi}-cp{abi}-manylinux_2_17_x86_64\nTag: cp{abi}-cp{abi}-manylinux2014_x86_64\n"
+        ).encode(),
+        "fast-1.0.dist-info/sboms/fast.cyclonedx.json": _sbom(f"serial-{abi}", ["pyo3"]),
+        "plain.py": b"PLAIN = 1\n",
+        "plain-2.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: plain\nVersion: 2.0\n\n",
+        "plain-2.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: flit\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+
+
+def _merge(
+    tmp_path: Path, change: Callable[[str, dict[str, bytes]], None] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    stages = []
+    for version in LAYER_VERSIONS:
+        files = _runtime_tree(version)
+        if change:
+            change(version, files)
+        _install_like_pip(tmp_path / "stage" / version, files)
+        stages.append(tmp_path / "stage" / version)
+    dest = tmp_path / "python"
+    dest.mkdir()
+    return _run_layer_tool("merge", dest, *stages), dest
+
+
+def test_layer_merge_puts_each_runtimes_extension_modules_side_by_side(tmp_path: Path) -> None:
+    done, dest = _merge(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "fast/_speed" in done.stdout
+    for version in LAYER_VERSIONS:
+        abi = version.replace(".", "")
+        assert (
+            dest / f"fast/_speed.cpython-{abi}-x86_64-linux-gnu.so"
+        ).read_bytes() == f"ELF for cpython {abi}".encode()
+    assert (dest / "fast/__init__.py").is_file() and (dest / "plain.py").read_bytes() == b"PLAIN = 1\n"
+    # The compiled distribution's wheel metadata names every runtime's tags, in order.
+    tags = [
+        line
+        for line in (dest / "fast-1.0.dist-info/WHEEL").read_text().splitlines()
+        if line.startswith("Tag:")
+    ]
+    assert tags == [
+        f"Tag: cp{a}-cp{a}-{p}"
+        for a in ("311", "312", "313")
+        for p in ("manylinux_2_17_x86_64", "manylinux2014_x86_64")
+    ]
+    # RECORD lists the merged files, with their hashes: every runtime's module, the merged WHEEL.
+    with (dest / "fast-1.0.dist-info/RECORD").open(newline="") as f:
+        rows = {row[0]: row[1:] for row in csv.reader(f)}
+    files = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+    assert set(rows) == {f for f in files if f.startswith("fast")}
+    for rel, (digest, size) in rows.items():
+        if rel.endswith("/RECORD"):
+            assert (digest, size) == ("", ""), rel
+        else:
+            data = (dest / rel).read_bytes()
+            assert (digest, size) == (_record_hash(data), str(len(data))), rel
+    # The pure distribution's metadata is the same for every runtime: copied as it is.
+    assert (dest / "plain-2.0.dist-info/RECORD").read_bytes() == (
+        tmp_path / "stage/3.11/plain-2.0.dist-info/RECORD"
+    ).read_bytes()
+
+
+def _differs(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.12":
+        files["plain.py"] = b"PLAIN = 2\n"
+
+
+def _other_release(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.13":
+        files["plain-2.0.dist-info/METADATA"] = b"Metadata-Version: 2.1\nName: plain\nVersion: 2.1\n\n"
+
+
+def _only_some(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.11":
+        files["backport.py"] = b"B = 1\n"
+
+
+def _no_module(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.13":
+        del files["fast/_speed.cpython-313-x86_64-linux-gnu.so"]
+
+
+def _foreign_module(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.12":
+        files["fast/_speed.cpython-311-x86_64-linux-gnu.so"] = b"ELF for cpython 311"
+
+
+def _abi3_differs(version: str, files: dict[str, bytes]) -> None:
+    files["fast/_other.abi3.so"] = f"abi3 built by {version}".encode()
+
+
+def _sbom_differs(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.13":
+        files["fast-1.0.dist-info/sboms/fast.cyclonedx.json"] = _sbom("serial-313", ["pyo3", "extra-crate"])
+
+
+def _wheel_differs(version: str, files: dict[str, bytes]) -> None:
+    if version == "3.12":
+        files["fast-1.0.dist-info/WHEEL"] = files["fast-1.0.dist-info/WHEEL"].replace(
+            b"maturin", b"setuptools"
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_differs, "plain.py: differs between python 3.11 3.12 3.13"),
+        (_other_release, "plain-2.0.dist-info/METADATA: differs"),
+        (_only_some, "backport.py: only for python 3.11, not 3.12 3.13"),
+        (_no_module, "fast/_speed: no extension module for python 3.13"),
+        (_foreign_module, "fast/_speed.cpython-311-x86_64-linux-gnu.so: in the tree of python 3.12"),
+        (_abi3_differs, "fast/_other.abi3.so: differs"),
+        (_sbom_differs, "fast-1.0.dist-info/sboms/fast.cyclonedx.json: the SBOMs differ"),
+        (_wheel_differs, "fast-1.0.dist-info/WHEEL: differs beyond its tags"),
+    ],
+)
+def test_layer_merge_fails_unless_only_extension_modules_differ(
+    tmp_path: Path, change: Callable[[str, dict[str, bytes]], None], problem: str
+) -> None:
+    done, _ = _merge(tmp_path, change)
+    assert done.returncode == 1, done.stdout
+    assert "do not merge" in done.stderr and problem in done.stderr, done.stderr
+
+
+def test_layer_merge_takes_an_abi3_module_for_every_runtime(tmp_path: Path) -> None:
+    def abi3(version: str, files: dict[str, bytes]) -> None:
+        files["fast/_other.abi3.so"] = b"one abi3 build"
+
+    done, dest = _merge(tmp_path, abi3)
+    assert done.returncode == 0, done.stderr
+    assert (dest / "fast/_other.abi3.so").read_bytes() == b"one abi3 build"
+
+
+def test_layer_constraints_pin_the_first_runtimes_releases(tmp_path: Path) -> None:
+    _install_like_pip(tmp_path, _runtime_tree("3.11"))
+    done = _run_layer_tool("constraints", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fast==1.0", "plain==2.0"]

@@ -33,7 +33,10 @@ ORG = "regcred:org"
 PROMOTED_AT = "regcred:promoted-at"
 PROMOTED_VERSION = "regcred:promoted-version"
 RETIRED_TOKEN = "regcred:retired-token-id"  # noqa: S105 - a tag key
-BOOKKEEPING_TAGS = (PROMOTED_AT, PROMOTED_VERSION, RETIRED_TOKEN)
+# The rotate function's last failed step: "<version> <step> <error>: <reason>" (regcred rotate --wait
+# reads it).
+LAST_FAILURE = "regcred:last-rotation-failure"
+BOOKKEEPING_TAGS = (PROMOTED_AT, PROMOTED_VERSION, RETIRED_TOKEN, LAST_FAILURE)
 
 DEFAULT_GRACE_S = 24 * 3600
 DEFAULT_TTL_S = 90 * 24 * 3600
@@ -42,6 +45,14 @@ DAY = 86400
 # most ten years; a replaced one stays valid for at most 90 days.
 TTL_RANGE = (3600, 3650 * DAY)
 GRACE_RANGE = (0, 90 * DAY)
+
+_TAG_VALUE_BAD = re.compile(r"[^\w\s+=.:/@-]")
+
+
+def tag_value(text: str) -> str:
+    """A value within Batch's and Secrets Manager's tag rules: ``[\\w\\s+=.:/@-]``, at most 256 characters."""
+    return _TAG_VALUE_BAD.sub("_", text)[:256]
+
 
 # ASCII digits only: Python's \d would take "٣٠" for 30.
 _DURATION_RE = re.compile(r"[ ]*([0-9]{1,10})[ ]*([smhd]?)[ ]*", re.ASCII)

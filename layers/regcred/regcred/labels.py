@@ -4,8 +4,9 @@
 
 - ``owner``: the first 10 hex digits of SHA-256 of the managed secret's name, so that two secrets whose
   names share a long prefix never claim each other's credentials;
-- ``rotation``: the ClientRequestToken of the rotation that minted it (``onboard-<uuid>`` for onboarding,
-  ``import-<uuid>`` for an import), so that a retried or crashed step finds what it minted;
+- ``rotation``: the ClientRequestToken of the rotation that minted it (``onboard-<uuid>`` for onboarding;
+  an imported credential is not minted and carries no label), so that a retried or crashed step finds
+  what it minted;
 - the secret's name, as much as fits, for people reading the vendor's console.
 
 Revocation trusts only this: a token id is revoked for a secret only when the vendor's own record of the

@@ -7,7 +7,6 @@ thousands of failures makes one probe and at most one rotation per secret.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,18 +14,19 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from . import config, jobs
-from .aws import ACCESS_DENIED_CODES, aws_error_code
+from . import jobs
+from .access import check_role
+from .aws import aws_error_code
 from .coalesce import Coalescer
+from .config import tag_value
 from .errors import ConfigurationError, RegcredError, SecretFormatError
 from .failures import FailureClass, classify
 from .http.deadline import Deadline
 from .observability import logger
-from .rotation import CURRENT, PENDING, PREVIOUS, PullChecker, Rotator, StepContext, stage_holder
+from .rotation import PullChecker, Rotator, StepContext
 from .routing import Deployment
 from .secret import SecretValue
+from .store import CURRENT, PENDING, PREVIOUS, SecretAccessDenied, SecretNotFound, SecretStore
 
 if TYPE_CHECKING:
     from .events import PullFailure  # its parser models (pydantic) load with the first event
@@ -36,7 +36,6 @@ TAG_SECRET = "regcred:secret"  # noqa: S105 - a tag key
 TAG_DIAGNOSIS = "regcred:diagnosis"
 TAG_RESUBMITTED_AS = "regcred:resubmitted-as"
 TAG_RESUBMISSION_OF = "regcred:resubmission-of"
-_TAG_VALUE_BAD = re.compile(r"[^\w\s+=.:/@-]")
 
 
 class Diagnosis(StrEnum):
@@ -66,8 +65,19 @@ class Diagnosis(StrEnum):
     PLATFORM_MISMATCH = "platform_mismatch"
 
 
+class Action(StrEnum):
+    """What remediation did about an event, besides tagging its job (the ``RemediationAction`` metric)."""
+
+    PROBED = "probed"
+    ROLLED_BACK = "rolled_back"
+    ROTATION_STARTED = "rotation_started"
+    ROLE_SIMULATED = "role_simulated"
+    NOTIFIED = "notified"
+    RESUBMITTED = "resubmitted"
+
+
 # What a person should do, by diagnosis; notifications carry this, never a secret value.
-ADVICE: dict[str, str] = {
+ADVICE: dict[Diagnosis, str] = {
     Diagnosis.ROTATION_STARTED: "The registry rejected the credential; a rotation was started. Watch the "
     "rotate function's logs; failed jobs can be resubmitted once it finishes.",
     Diagnosis.ROTATION_IN_PROGRESS: "The credential is rejected and a rotation is already in progress.",
@@ -126,11 +136,6 @@ _BY_CLASS = {
 }
 
 
-def tag_value(text: str) -> str:
-    """A value within Batch's tag rules: ``[\\w\\s+=.:/@-]``, at most 256 characters."""
-    return _TAG_VALUE_BAD.sub("_", text)[:256]
-
-
 @dataclass
 class Outcome:
     """What remediation did with one event."""
@@ -138,8 +143,8 @@ class Outcome:
     failure_class: FailureClass
     registry: str | None = None
     secret: str | None = None
-    diagnosis: str | None = None
-    actions: list[str] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    actions: list[Action] = field(default_factory=list)
     tagged: bool = False
     duplicate: bool = False
 
@@ -163,6 +168,7 @@ class Remediator:
         batch: Any,
         coalescer: Coalescer,
         iam: Any | None = None,
+        kms: Any | None = None,
         ecs: Any | None = None,
         sns: Any | None = None,
         check: PullChecker | None = None,
@@ -173,15 +179,18 @@ class Remediator:
         start_rotation: Callable[[str], object] | None = None,
         seen_size: int = 8192,
     ) -> None:
-        self.sm, self.batch, self.iam, self.ecs, self.sns = sm, batch, iam, ecs, sns
+        self.store = SecretStore.of(sm)
+        self.batch, self.iam, self.kms, self.ecs, self.sns = batch, iam, kms, ecs, sns
         self.coalescer = coalescer
         # Routing, probe images and the pull check are the rotation's own: one rule for where a credential
         # goes.
-        self.rotator = rotator or Rotator(sm, batch=batch, deployment=deployment, check=check, now=now)
+        self.rotator = rotator or Rotator(
+            self.store, batch=batch, deployment=deployment, check=check, now=now
+        )
         self.settings = settings or Settings()
         self._now = now
         # Secrets Manager invokes the rotation function; tests without Lambda drive it themselves.
-        self._start_rotation = start_rotation or (lambda arn: self.sm.rotate_secret(SecretId=arn))
+        self._start_rotation = start_rotation or self.store.start_rotation
         self.job_definitions = jobs.DefinitionCache(jobs.batch_job_definition_fetcher(batch))
         self.task_definitions = jobs.DefinitionCache(jobs.ecs_task_definition_fetcher(ecs)) if ecs else None
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -219,7 +228,7 @@ class Remediator:
                 new_job = self._resubmit(failure, container)
                 if new_job:
                     tags[TAG_RESUBMITTED_AS] = new_job
-                    outcome.actions.append("resubmitted")
+                    outcome.actions.append(Action.RESUBMITTED)
             self.batch.tag_resource(
                 resourceArn=failure.resource_arn, tags={k: tag_value(v) for k, v in tags.items()}
             )
@@ -255,13 +264,13 @@ class Remediator:
 
     def _auth(
         self, secret_id: str | None, image: str | None, outcome: Outcome, deadline: Deadline | None
-    ) -> str:
+    ) -> Diagnosis:
         if not secret_id:
             return Diagnosis.NO_CREDENTIALS
         key = f"probe#{secret_id}"
         claim = self.coalescer.claim(key)
         if not claim.owner:
-            return claim.diagnosis or Diagnosis.COALESCED
+            return _recorded(claim.diagnosis)
         try:
             diagnosis = self._probe_and_act(secret_id, image, outcome, deadline)
         except RegcredError as exc:
@@ -276,21 +285,19 @@ class Remediator:
 
     def _probe_and_act(
         self, secret_id: str, image: str | None, outcome: Outcome, deadline: Deadline | None
-    ) -> str:
+    ) -> Diagnosis:
         from .registry.results import PullStatus  # urllib3 loads with the first probe
 
         rotator = self.rotator
         try:
-            state = rotator.describe(secret_id)
-        except self.sm.exceptions.ResourceNotFoundException:
+            state = self.store.describe(secret_id)
+        except SecretNotFound:
             return Diagnosis.SECRET_MISSING
-        except ClientError as exc:
-            if aws_error_code(exc) in ACCESS_DENIED_CODES:
-                # The functions may describe only secrets tagged regcred:managed=true: a secret we may not
-                # describe is not one regcred manages, and is never probed with.
-                return Diagnosis.SECRET_UNMANAGED
-            raise
-        if state.tags.get(config.MANAGED, "").lower() != "true":
+        except SecretAccessDenied:
+            # The functions may describe only secrets tagged regcred:managed=true: a secret we may not
+            # describe is not one regcred manages, and is never probed with.
+            return Diagnosis.SECRET_UNMANAGED
+        if not state.managed:
             return Diagnosis.SECRET_UNMANAGED
         try:
             ctx = rotator.context(state, deadline)
@@ -298,13 +305,13 @@ class Remediator:
             logger.warning("managed secret misconfigured", extra={"reason": str(exc)})
             return Diagnosis.SECRET_MISCONFIGURED
         try:
-            current = rotator.read(state.arn, stage=CURRENT)
-        except SecretFormatError:
+            current = self.store.read(state.arn, stage=CURRENT)
+        except (SecretFormatError, SecretNotFound):
             return Diagnosis.SECRET_FORMAT
         images = self._probe_images(ctx, image)
         if not images:
             return Diagnosis.SECRET_MISCONFIGURED
-        outcome.actions.append("probed")
+        outcome.actions.append(Action.PROBED)
         try:
             result = rotator.check(ctx, current, images)
         except ConfigurationError as exc:
@@ -336,22 +343,21 @@ class Remediator:
         except ConfigurationError:
             return []
 
-    def _rollback_or_rotate(self, ctx: StepContext, images: list[str], outcome: Outcome) -> str:
+    def _rollback_or_rotate(self, ctx: StepContext, images: list[str], outcome: Outcome) -> Diagnosis:
         state, cfg = ctx.state, ctx.cfg
         arn = state.arn
-        versions = state.versions
-        current_id = stage_holder(versions, CURRENT)
-        pending_id = stage_holder(versions, PENDING)
+        current_id = state.holder(CURRENT)
+        pending_id = state.holder(PENDING)
         if pending_id is not None and pending_id != current_id:
             return Diagnosis.ROTATION_IN_PROGRESS
-        previous_id = stage_holder(versions, PREVIOUS)
+        previous_id = state.holder(PREVIOUS)
         in_grace = cfg.promoted_at is not None and self._now() < cfg.promoted_at + timedelta(
             seconds=cfg.grace_s
         )
         if previous_id and current_id and in_grace:
             try:
-                previous: SecretValue | None = self.rotator.read(arn, stage=PREVIOUS, version_id=previous_id)
-            except SecretFormatError:
+                previous: SecretValue | None = self.store.read(arn, stage=PREVIOUS, version_id=previous_id)
+            except (SecretFormatError, SecretNotFound):
                 previous = None
             if previous is not None and previous.token_id != cfg.retired_token_id:
                 try:
@@ -359,13 +365,8 @@ class Remediator:
                 except ConfigurationError:
                     result = None
                 if result is not None and result.ok:
-                    self.sm.update_secret_version_stage(
-                        SecretId=arn,
-                        VersionStage=CURRENT,
-                        MoveToVersionId=previous_id,
-                        RemoveFromVersionId=current_id,
-                    )
-                    outcome.actions.append("rolled_back")
+                    self.store.move_stage(arn, CURRENT, to=previous_id, remove_from=current_id)
+                    outcome.actions.append(Action.ROLLED_BACK)
                     logger.warning(
                         "AWSCURRENT rolled back to the previous credential", extra={"secret": state.name}
                     )
@@ -374,64 +375,67 @@ class Remediator:
             return Diagnosis.ROTATION_NOT_ENABLED
         try:
             self._start_rotation(arn)
-        except self.sm.exceptions.InvalidRequestException:
+        except Exception as exc:
+            if aws_error_code(exc) != "InvalidRequestException":
+                raise
             return Diagnosis.ROTATION_IN_PROGRESS  # "previous rotation request is still in progress"
-        outcome.actions.append("rotation_started")
+        outcome.actions.append(Action.ROTATION_STARTED)
         return Diagnosis.ROTATION_STARTED
 
     # -- secret retrieval: diagnose the execution role -----------------------------------------
 
-    def _secret_retrieval(self, secret_id: str | None, role: str | None, outcome: Outcome) -> str:
+    def _secret_retrieval(self, secret_id: str | None, role: str | None, outcome: Outcome) -> Diagnosis:
         if not secret_id:
             return Diagnosis.NO_CREDENTIALS
         if not role:
-            diagnosis: str = Diagnosis.NO_EXECUTION_ROLE
+            diagnosis = Diagnosis.NO_EXECUTION_ROLE
             self._notify_once(secret_id, diagnosis, None, outcome)
             return diagnosis
         key = f"role#{role}#{secret_id}"
         claim = self.coalescer.claim(key)
         if not claim.owner:
-            return claim.diagnosis or Diagnosis.COALESCED
+            return _recorded(claim.diagnosis)
         diagnosis = self._simulate(role, secret_id)
-        outcome.actions.append("role_simulated")
+        outcome.actions.append(Action.ROLE_SIMULATED)
         self.coalescer.record(key, diagnosis)
         self._publish(diagnosis, secret_id, None, outcome)
         return diagnosis
 
-    def _simulate(self, role: str, secret_id: str) -> str:
+    def _simulate(self, role: str, secret_id: str) -> Diagnosis:
+        """The execution role's access to the secret (`regcred.access.check_role`, as diagnose uses it)."""
         if self.iam is None:
             return Diagnosis.ROLE_OK
         try:
-            meta = self.sm.describe_secret(SecretId=secret_id)
-        except self.sm.exceptions.ResourceNotFoundException:
+            state = self.store.describe(secret_id)
+        except SecretNotFound:
             return Diagnosis.SECRET_MISSING
-        except ClientError as exc:
-            if aws_error_code(exc) in ACCESS_DENIED_CODES:
-                return Diagnosis.SECRET_UNMANAGED
-            raise
-        checks = [("secretsmanager:GetSecretValue", meta["ARN"], Diagnosis.ROLE_DENIED)]
-        if meta.get("KmsKeyId"):
-            checks.append(("kms:Decrypt", meta["KmsKeyId"], Diagnosis.KMS_DENIED))
-        for action, resource, denied in checks:
-            try:
-                results = self.iam.simulate_principal_policy(
-                    PolicySourceArn=role, ActionNames=[action], ResourceArns=[resource]
-                ).get("EvaluationResults", [])
-            except (BotoCoreError, ClientError, NotImplementedError) as exc:
-                logger.warning("role simulation failed", extra={"error": type(exc).__name__})
-                return Diagnosis.ROLE_UNCHECKED
-            if not results or any(r.get("EvalDecision") != "allowed" for r in results):
-                return denied
+        except SecretAccessDenied:
+            return Diagnosis.SECRET_UNMANAGED
+        access = check_role(role, state, iam=self.iam, store=self.store, kms=self.kms)
+        if access.role_missing or any(p is access.secret for p in access.denied):
+            return Diagnosis.ROLE_DENIED
+        if access.denied:
+            return Diagnosis.KMS_DENIED
+        if access.unknown:
+            logger.warning(
+                "role simulation inconclusive",
+                extra={"notes": [p.note for p in access.permissions if p.note]},
+            )
+            return Diagnosis.ROLE_UNCHECKED
         return Diagnosis.ROLE_OK
 
     # -- notifications and resubmission ---------------------------------------------------------
 
-    def _notify_once(self, subject_key: str, diagnosis: str, image: str | None, outcome: Outcome) -> None:
+    def _notify_once(
+        self, subject_key: str, diagnosis: Diagnosis, image: str | None, outcome: Outcome
+    ) -> None:
         """One notification per diagnosis and secret (or image) per window."""
         if diagnosis in _NOTIFY and self.coalescer.claim(f"notify#{diagnosis}#{subject_key}").owner:
             self._publish(diagnosis, outcome.secret, image, outcome)
 
-    def _publish(self, diagnosis: str, secret_id: str | None, image: str | None, outcome: Outcome) -> None:
+    def _publish(
+        self, diagnosis: Diagnosis, secret_id: str | None, image: str | None, outcome: Outcome
+    ) -> None:
         if self.sns is None or not self.settings.topic_arn:
             return
         lines = [
@@ -447,7 +451,7 @@ class Remediator:
         ]
         subject = f"regcred: {diagnosis} for {jobs.secret_name_from_arn(secret_id) if secret_id else 'a job'}"
         self.sns.publish(TopicArn=self.settings.topic_arn, Subject=subject[:100], Message="\n".join(lines))
-        outcome.actions.append("notified")
+        outcome.actions.append(Action.NOTIFIED)
 
     def _should_resubmit(self, failure: PullFailure, outcome: Outcome) -> bool:
         return (
@@ -477,3 +481,11 @@ class Remediator:
             request["containerOverrides"] = overrides
         job_id: str = self.batch.submit_job(**request)["jobId"]
         return job_id
+
+
+def _recorded(text: str | None) -> Diagnosis:
+    """The diagnosis the owner of a coalesced claim recorded; COALESCED until it has (or if it is unknown)."""
+    try:
+        return Diagnosis(text) if text else Diagnosis.COALESCED
+    except ValueError:
+        return Diagnosis.COALESCED

@@ -26,6 +26,7 @@ class RevokeResult(StrEnum):
     ALREADY_GONE = "already_gone"
     NOT_MINTED_FOR_SECRET = "not_minted_for_secret"  # noqa: S105 - an outcome, not a secret
     INVALID_ID = "invalid_id"
+    WOULD_REVOKE = "would_revoke"  # a dry run: every check passed, nothing was sent
 
     @property
     def done(self) -> bool:
@@ -33,8 +34,11 @@ class RevokeResult(StrEnum):
         return self in (RevokeResult.REVOKED, RevokeResult.ALREADY_GONE)
 
 
-def revoke_minted(provider: Provider, token_id: str, secret_name: str) -> RevokeResult:
-    """Revoke ``token_id`` if, and only if, the vendor's record shows regcred minted it for this secret."""
+def revoke_minted(
+    provider: Provider, token_id: str, secret_name: str, *, dry_run: bool = False
+) -> RevokeResult:
+    """Revoke ``token_id`` if, and only if, the vendor's record shows regcred minted it for this secret.
+    ``dry_run`` makes every check (a read at the vendor) and revokes nothing."""
     if not isinstance(token_id, str) or not provider.valid_token_id(token_id):
         logger.warning(
             "not revoked: token id has not the vendor's format", extra={"provider": provider.spec.name}
@@ -49,6 +53,8 @@ def revoke_minted(provider: Provider, token_id: str, secret_name: str) -> Revoke
             extra={"token_id": token_id, "provider": provider.spec.name},
         )
         return RevokeResult.NOT_MINTED_FOR_SECRET
+    if dry_run:
+        return RevokeResult.WOULD_REVOKE
     provider.revoke(token_id)
     logger.info("credential revoked", extra={"token_id": token_id, "provider": provider.spec.name})
     return RevokeResult.REVOKED

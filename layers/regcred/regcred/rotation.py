@@ -30,21 +30,22 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import labels, providers, routing
-from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOKEN, tags_to_dict
+from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOKEN
 from .errors import (
     ConfigurationError,
     MintOutcomeUnknown,
     RegcredError,
+    RotationError,
     RotationRetryable,
     RotationTestFailed,
-    SecretFormatError,
 )
 from .http.deadline import Deadline
 from .observability import logger
 from .providers import Provider
 from .revocation import RevokeResult, orphans, revoke_minted
 from .routing import Deployment, Routing, check_value_registry
-from .secret import SecretValue, parse, render
+from .secret import SecretValue
+from .store import CURRENT, PENDING, PREVIOUS, STAGES, SecretState, SecretStore, stage_holder
 from .timefmt import format_time
 
 if TYPE_CHECKING:
@@ -52,17 +53,12 @@ if TYPE_CHECKING:
     from .registry import Credential, PullCheck
 
 from .rotation_rules import (
-    CURRENT,
-    PENDING,
-    PREVIOUS,
-    STAGES,
     STEP_SECONDS,
     Guard,
     Outcome,
     ProbeImages,
     PullChecker,
     RetireResult,
-    SecretState,
     Step,
     StepContext,
     StepOutcome,
@@ -70,8 +66,6 @@ from .rotation_rules import (
     guard,
     job_definition_images,
     matches_secret,
-    read_version,
-    stage_holder,
 )
 
 __all__ = [
@@ -93,7 +87,6 @@ __all__ = [
     "guard",
     "job_definition_images",
     "matches_secret",
-    "read_version",
     "stage_holder",
 ]
 
@@ -101,7 +94,8 @@ ProviderFactory = Callable[[StepContext], Provider]
 
 
 class Rotator:
-    """Runs rotation steps and retirement against Secrets Manager, a provider and a registry."""
+    """Runs rotation steps and retirement against Secrets Manager (through `SecretStore`), a provider and a
+    registry. ``sm`` is a `SecretStore` or a boto3 Secrets Manager client."""
 
     def __init__(
         self,
@@ -116,11 +110,11 @@ class Rotator:
         require_rotation_enabled: bool = True,
         step_seconds: float = STEP_SECONDS,
     ) -> None:
-        self.sm = sm
+        self.store = SecretStore.of(sm)
         self.batch = batch
         self.deployment = deployment if deployment is not None else Deployment.from_env()
         self._transport = transport
-        self._provider_factory = provider_factory or self._build_provider
+        self._provider_factory = provider_factory or self.build_provider
         self._check = check or self._registry_check
         self._now = now
         self.require_rotation_enabled = require_rotation_enabled
@@ -137,13 +131,15 @@ class Rotator:
             self._transport = Transport(local_origins=self.deployment.local_origins)
         return self._transport
 
-    def _build_provider(self, ctx: StepContext) -> Provider:
+    def build_provider(self, ctx: StepContext) -> Provider:
+        """The secret's provider, with the admin credential its binding allows (ConfigurationError
+        otherwise)."""
         if not ctx.cfg.admin_secret:
             raise ConfigurationError(
                 f"secret {ctx.state.name} has no regcred:admin-secret tag: name the secret that holds the "
                 f"{ctx.spec.name} admin identity"
             )
-        admin = providers.read_admin_credential(self.sm, ctx.cfg.admin_secret, secret_name=ctx.state.name)
+        admin = providers.read_admin_credential(self.store, ctx.cfg.admin_secret, secret_name=ctx.state.name)
         return providers.build(ctx.cfg, ctx.route, admin, transport=self.transport, deadline=ctx.deadline)
 
     def _registry_check(
@@ -174,26 +170,20 @@ class Rotator:
     # -- reads ---------------------------------------------------------------------------------
 
     def describe(self, secret_id: str) -> SecretState:
-        """DescribeSecret, with the labels and tags as plain dicts."""
-        meta = self.sm.describe_secret(SecretId=secret_id)
-        return SecretState(
-            arn=meta["ARN"],
-            name=meta["Name"],
-            tags=tags_to_dict(meta.get("Tags")),
-            versions={k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()},
-            rotation_enabled=bool(meta.get("RotationEnabled")),
-        )
+        """The secret's state (`SecretStore.describe`)."""
+        return self.store.describe(secret_id)
 
     def context(self, state: SecretState, deadline: Deadline | None = None) -> StepContext:
         """Configuration, provider spec and routing of a secret (ConfigurationError when they do not hold)."""
         cfg = state.config
-        spec = providers.spec_for(cfg.provider)
-        route = routing.resolve(spec, cfg, self.deployment)
-        return StepContext(state, cfg, spec, route, deadline or Deadline(self.step_seconds))
+        route = routing.route_of(cfg, self.deployment)
+        return StepContext(
+            state, cfg, providers.spec_for(cfg.provider), route, deadline or Deadline(self.step_seconds)
+        )
 
     def read(self, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
-        """A version's value (see :func:`read_version`)."""
-        return read_version(self.sm, secret_id, stage=stage, version_id=version_id)
+        """A version's value (`SecretStore.read`)."""
+        return self.store.read(secret_id, stage=stage, version_id=version_id)
 
     def probe_images(self, ctx: StepContext) -> ProbeImages:
         """Images that prove a credential: the ``regcred:images`` tag, else those of ACTIVE Batch job
@@ -242,16 +232,22 @@ class Rotator:
         be a step behind); ``lenient`` skips one that is unreadable (a placeholder), else the error stands."""
         ids: set[str] = set()
         for version_id in {stage_holder(state.versions, stage) for stage in stages} - {None}:
-            try:
-                reply = self.sm.get_secret_value(SecretId=state.arn, VersionId=version_id)
-                token_id = parse(reply.get("SecretString")).token_id
-            except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
+            assert version_id is not None
+            value = self.store.read_unstaged(state.arn, version_id)
+            if value is None:
                 if lenient:
                     continue
-                raise
-            if token_id:
-                ids.add(token_id)
+                raise RotationError(
+                    f"version {version_id} of {state.name} holds no credential regcred can read; nothing was "
+                    "revoked: fix or remove that version"
+                )
+            if value.token_id:
+                ids.add(value.token_id)
         return ids
+
+    def held_token_ids(self, state: SecretState) -> set[str]:
+        """Vendor ids of the credentials any staged version holds (what no orphan sweep may touch)."""
+        return self._token_ids(state)
 
     def _promoted_token_ids(self, state: SecretState) -> set[str]:
         """Vendor ids of the credentials AWSCURRENT and AWSPREVIOUS hold (an unreadable one is an error)."""
@@ -312,6 +308,20 @@ class Rotator:
         took = (self._now() - pending.issued_at).total_seconds() if pending.issued_at else None
         return StepOutcome(step, outcome, provider_name, took)
 
+    def preflight(self, ctx: StepContext) -> tuple[SecretValue, Provider, ProbeImages]:
+        """What createSecret checks before it mints anything: AWSCURRENT names the configured registry and
+        provider, the admin secret may serve this secret, and there are probe images."""
+        state = ctx.state
+        current = self.read(state.arn, stage=CURRENT)
+        check_value_registry(current.registry, ctx.route, secret=state.name)
+        if current.provider and current.provider != ctx.cfg.provider:
+            raise ConfigurationError(
+                f"secret {state.name}: its value says provider {current.provider!r} but the regcred:provider "
+                f"tag says {ctx.cfg.provider!r}; nothing was minted"
+            )
+        provider = self._provider_factory(ctx)  # the admin secret's binding is checked here
+        return current, provider, self.probe_images(ctx)
+
     def create_secret(self, ctx: StepContext, token: str) -> tuple[Outcome, tuple[str, ...]]:
         """Mint a credential labelled with the token and store it as AWSPENDING.
 
@@ -319,18 +329,9 @@ class Rotator:
         racer may be about to store one of them, but in testSecret, once the stored one is known; those of
         other rotations are orphans and are revoked before minting."""
         state = ctx.state
-        if self._pending_stored(state, token):
+        if self.store.pending_stored(state.arn, token):
             return Outcome.EXISTS, ()
-        current = self.read(state.arn, stage=CURRENT)
-        check_value_registry(current.registry, ctx.route, secret=state.name)
-        if current.provider and current.provider != ctx.cfg.provider:
-            raise ConfigurationError(
-                f"secret {state.name}: its value says provider {current.provider!r} but the "
-                "regcred:provider tag "
-                f"says {ctx.cfg.provider!r}; nothing was minted"
-            )
-        provider = self._provider_factory(ctx)  # the admin secret's binding is checked here
-        probe = self.probe_images(ctx)  # refuse before minting anything
+        current, provider, probe = self.preflight(ctx)
         label = labels.label_for(state.name, token, max_length=provider.spec.label_max)
         self._revoke_orphans(ctx, provider, self._token_ids(state), except_rotation=token)
         now = self._now()
@@ -353,17 +354,10 @@ class Rotator:
         )
         # A concurrent createSecret may have stored its credential first: ours must not stay alive.
         # Secrets Manager refuses a second value for one token; the re-read covers emulators that do not.
-        lost = self._pending_stored(state, token)
+        lost = self.store.pending_stored(state.arn, token)
         if not lost:
             try:
-                self.sm.put_secret_value(
-                    SecretId=state.arn,
-                    ClientRequestToken=token,
-                    SecretString=render(pending),
-                    VersionStages=[PENDING],
-                )
-            except self.sm.exceptions.ResourceExistsException:
-                lost = True
+                lost = not self.store.put_pending(state.arn, token, pending)
             except Exception:
                 revoke_minted(provider, issued.token_id, state.name)
                 raise
@@ -376,14 +370,6 @@ class Rotator:
         logger.info("pending credential created", extra={"token_id": issued.token_id})
         return Outcome.CREATED, probe.skipped
 
-    def _pending_stored(self, state: SecretState, token: str) -> bool:
-        """Whether the token's version already holds a credential (not just RotateSecret's placeholder)."""
-        try:
-            self.read(state.arn, stage=PENDING, version_id=token)
-        except (self.sm.exceptions.ResourceNotFoundException, SecretFormatError):
-            return False
-        return True
-
     def _revoke_stale_pending(
         self, state: SecretState, token: str, provider: Provider, keep: set[str]
     ) -> None:
@@ -391,14 +377,10 @@ class Rotator:
         stale = stage_holder(state.versions, PENDING)
         if stale is None or stale == token:
             return
-        try:
-            # The stale version lost AWSPENDING to ours, so it is read by its id alone.
-            stale_value = parse(
-                self.sm.get_secret_value(SecretId=state.arn, VersionId=stale).get("SecretString")
-            )
-        except (SecretFormatError, self.sm.exceptions.ResourceNotFoundException):
-            return  # an empty placeholder version: nothing was minted for it
-        if stale_value.token_id and stale_value.token_id not in keep:
+        # The stale version lost AWSPENDING to ours, so it is read by its id alone; an empty placeholder
+        # version (None) had nothing minted for it.
+        stale_value = self.store.read_unstaged(state.arn, stale)
+        if stale_value is not None and stale_value.token_id and stale_value.token_id not in keep:
             revoke_minted(provider, stale_value.token_id, state.name)
 
     def set_secret(self, ctx: StepContext, token: str) -> Outcome:
@@ -431,9 +413,7 @@ class Rotator:
         if pending.token_id:
             revoke_minted(provider, pending.token_id, state.name)
         self._revoke_orphans(ctx, provider, promoted, rotation=token)
-        self.sm.update_secret_version_stage(
-            SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
-        )
+        self.store.remove_stage(state.arn, PENDING, token)
         if result.unproven:
             raise RotationTestFailed(
                 "the registry serves every probe image without credentials, so nothing proves the new "
@@ -458,18 +438,7 @@ class Rotator:
             live = {pending.token_id, current.token_id if current else None}
             if old.token_id and old.token_id not in live:
                 revoke_minted(provider, old.token_id, state.name)
-        move: dict[str, str] = {"MoveToVersionId": token}
-        if current_id:
-            move["RemoveFromVersionId"] = current_id
-        self.sm.update_secret_version_stage(SecretId=state.arn, VersionStage=CURRENT, **move)
-        after = self.describe(state.arn)
-        if current_id and PREVIOUS not in after.versions.get(current_id, []):
-            # Secrets Manager moves AWSPREVIOUS by itself; some emulators do not.
-            move = {"MoveToVersionId": current_id}
-            if previous_id and PREVIOUS in after.versions.get(previous_id, []):
-                move["RemoveFromVersionId"] = previous_id
-            self.sm.update_secret_version_stage(SecretId=state.arn, VersionStage=PREVIOUS, **move)
-            after = self.describe(state.arn)
+        after = self.store.promote(state, token)
         self._finish_cleanup(after, token)
         # At rest, at most AWSCURRENT and AWSPREVIOUS: anything else labelled for the secret goes.
         self._revoke_orphans(ctx, provider, self._token_ids(after))
@@ -479,22 +448,20 @@ class Rotator:
     def _finish_cleanup(self, state: SecretState, token: str) -> None:
         """After promotion: AWSPENDING gone, promotion time recorded (both idempotent)."""
         if PENDING in state.versions.get(token, []):
-            self.sm.update_secret_version_stage(
-                SecretId=state.arn, VersionStage=PENDING, RemoveFromVersionId=token
-            )
+            self.store.remove_stage(state.arn, PENDING, token)
         if state.tags.get(PROMOTED_VERSION) != token:
-            self.sm.tag_resource(
-                SecretId=state.arn,
-                Tags=[
-                    {"Key": PROMOTED_AT, "Value": format_time(self._now())},
-                    {"Key": PROMOTED_VERSION, "Value": token},
-                ],
+            self.store.write_bookkeeping(
+                state.arn, {PROMOTED_AT: format_time(self._now()), PROMOTED_VERSION: token}
             )
 
     # -- retirement -----------------------------------------------------------------------------
 
-    def retire_previous(self, secret_id: str, *, deadline: Deadline | None = None) -> RetireResult:
-        """Revoke the AWSPREVIOUS credential once its grace period is over and AWSCURRENT pulls."""
+    def retire_previous(
+        self, secret_id: str, *, deadline: Deadline | None = None, dry_run: bool = False
+    ) -> RetireResult:
+        """Revoke the AWSPREVIOUS credential once its grace period is over and AWSCURRENT pulls. ``dry_run``
+        checks everything (AWSCURRENT pulls, the vendor's record is labelled for the secret) and writes
+        nothing."""
         state = self.describe(secret_id)
         ctx = self.context(state, deadline)
         cfg = ctx.cfg
@@ -518,9 +485,11 @@ class Rotator:
                 "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
             )
             return RetireResult.CURRENT_UNPROVEN
-        revoked = revoke_minted(provider, previous.token_id, state.name)
+        revoked = revoke_minted(provider, previous.token_id, state.name, dry_run=dry_run)
         if revoked in (RevokeResult.NOT_MINTED_FOR_SECRET, RevokeResult.INVALID_ID):
             return RetireResult.REFUSED
-        self.sm.tag_resource(SecretId=state.arn, Tags=[{"Key": RETIRED_TOKEN, "Value": previous.token_id}])
+        if dry_run:
+            return RetireResult.WOULD_RETIRE
+        self.store.write_bookkeeping(state.arn, {RETIRED_TOKEN: previous.token_id})
         logger.info("previous credential retired", extra={"token_id": previous.token_id})
         return RetireResult.RETIRED

@@ -1,7 +1,7 @@
-"""The rotation protocol's vocabulary and pure decisions: staging labels, steps and their outcomes, the AWS
-templates' guard, which job definition images name a secret, and the small records a step passes around.
-No I/O except `read_version`, the one way a version is read (always with an explicit stage). The state
-machine that uses them is `regcred.rotation`; docs/ARCHITECTURE.md, "Rotation", describes both.
+"""The rotation protocol's vocabulary and pure decisions: steps and their outcomes, the AWS templates' guard,
+which job definition images name a secret, and the small records a step passes around. No I/O: the staging
+labels and every Secrets Manager call live in `regcred.store`. The state machine that uses them is
+`regcred.rotation`; docs/ARCHITECTURE.md, "Rotation", describes both.
 """
 
 from __future__ import annotations
@@ -15,16 +15,12 @@ from .config import SecretConfig
 from .errors import RotationError
 from .providers import ProviderSpec
 from .routing import Routing
-from .secret import SecretValue, parse
+from .store import CURRENT, PENDING, SecretState
 
 if TYPE_CHECKING:
     from .http.deadline import Deadline
     from .registry import Credential, PullCheck
 
-CURRENT = "AWSCURRENT"
-PENDING = "AWSPENDING"
-PREVIOUS = "AWSPREVIOUS"
-STAGES = (CURRENT, PENDING, PREVIOUS)
 STEP_SECONDS = 60.0
 
 
@@ -70,6 +66,7 @@ class RetireResult(enum.StrEnum):
     CURRENT_UNPROVEN = "current_unproven"
     REFUSED = "refused_not_minted_for_secret"
     RETIRED = "retired"
+    WOULD_RETIRE = "would_retire"  # a dry run: every check passed, nothing was revoked
 
 
 class PullChecker(Protocol):
@@ -87,14 +84,6 @@ class PullChecker(Protocol):
 
 
 # -- pure decisions ----------------------------------------------------------------------------
-
-
-def stage_holder(versions: Mapping[str, Sequence[str]], stage: str) -> str | None:
-    """The version id that carries ``stage``, if any."""
-    for version_id, stages in versions.items():
-        if stage in stages:
-            return version_id
-    return None
 
 
 class Guard(enum.Enum):
@@ -165,14 +154,6 @@ def job_definition_images(definition: Mapping[str, Any]) -> Iterable[tuple[str, 
             yield image, parameter
 
 
-def read_version(sm: Any, secret_id: str, *, stage: str, version_id: str | None = None) -> SecretValue:
-    """A version's value, always read with an explicit stage (emulators return stale values otherwise)."""
-    kwargs: dict[str, str] = {"SecretId": secret_id, "VersionStage": stage}
-    if version_id:
-        kwargs["VersionId"] = version_id
-    return parse(sm.get_secret_value(**kwargs).get("SecretString"))
-
-
 @dataclass(frozen=True)
 class StepOutcome:
     """What a step did, for logs and metrics."""
@@ -185,21 +166,6 @@ class StepOutcome:
 
     def __str__(self) -> str:
         return self.outcome.value
-
-
-@dataclass(frozen=True)
-class SecretState:
-    """What DescribeSecret says, read once per step."""
-
-    arn: str
-    name: str
-    tags: dict[str, str]
-    versions: dict[str, list[str]]
-    rotation_enabled: bool
-
-    @property
-    def config(self) -> SecretConfig:
-        return SecretConfig.from_tags(self.tags, self.name)
 
 
 @dataclass(frozen=True)

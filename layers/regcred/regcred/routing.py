@@ -13,6 +13,10 @@ variables for the CLI. A secret's tags (``regcred:registry``, ``regcred:api``, `
 *pick* among those hosts, never add one. Entries are ``host``, ``host:port`` or ``https://host[:port]``
 (https), or ``http://<loopback IP>:port`` for a local stack; plain http is possible nowhere else.
 
+``REGCRED_LOCAL_ONLY=1`` (the local stack's ``.stack/env`` sets it) narrows every role to loopback hosts: the
+providers' built-in hosts are then refused, so following the README on the local stack can never send
+anything to a real vendor or registry.
+
 A secret value's ``registry`` field is a record of where its credential works, not an instruction: one that
 differs from the configured registry is refused (`check_value_registry`) before anything is minted or sent.
 """
@@ -39,6 +43,7 @@ __all__ = [
 
 ALLOWED_API_HOSTS_ENV = "REGCRED_ALLOWED_API_HOSTS"
 ALLOWED_REGISTRY_HOSTS_ENV = "REGCRED_ALLOWED_REGISTRY_HOSTS"
+LOCAL_ONLY_ENV = "REGCRED_LOCAL_ONLY"
 _SEPARATORS = re.compile(r"[\s,]+")
 _MAX_ENTRIES = 64
 
@@ -91,6 +96,7 @@ class Deployment:
 
     registry_hosts: frozenset[Origin] = frozenset()
     api_hosts: frozenset[Origin] = frozenset()
+    local_only: bool = False  # REGCRED_LOCAL_ONLY: loopback destinations only (the local stack)
 
     @classmethod
     def from_env(
@@ -106,7 +112,12 @@ class Deployment:
         api = _parse_list(env.get(ALLOWED_API_HOSTS_ENV), what=ALLOWED_API_HOSTS_ENV)
         registry |= {parse_origin(h, what="--allow-registry-host") for h in extra_registry_hosts}
         api |= {parse_origin(h, what="--allow-api-host") for h in extra_api_hosts}
-        return cls(registry_hosts=frozenset(registry), api_hosts=frozenset(api))
+        local_only = env.get(LOCAL_ONLY_ENV, "").strip().lower() in ("1", "true", "yes")
+        return cls(registry_hosts=frozenset(registry), api_hosts=frozenset(api), local_only=local_only)
+
+    def admits(self, origin: Origin) -> bool:
+        """Whether this deployment may send anything to ``origin`` at all."""
+        return not self.local_only or is_loopback_name(origin.host)
 
     @property
     def local_origins(self) -> frozenset[Origin]:
@@ -250,7 +261,42 @@ def resolve(spec: object, cfg: object, deployment: Deployment) -> Routing:
                 where=f"{ALLOWED_REGISTRY_HOSTS_ENV}",
             )
         )
+    for origin, role, flag in ((registry, "registry", "--registry"), (api, "vendor API", "--api")):
+        if origin is not None and not deployment.admits(origin):
+            raise ConfigurationError(
+                f"{LOCAL_ONLY_ENV} is set (the local stack's environment is sourced): the {role} "
+                f"{origin.netloc} "
+                f"is not on this machine, so nothing is sent there. Name the stack's own with {flag} (its "
+                f"REGCRED_<PROVIDER>_* variables), or unset {LOCAL_ONLY_ENV} to use real hosts"
+            )
+    realms = {r for r in realms if deployment.admits(r)}
     return Routing(provider=spec.name, registry=registry, api=api, realms=frozenset(realms))
+
+
+def route_of(cfg: object, deployment: Deployment) -> Routing:
+    """The routing of a managed secret from its configuration alone (its provider's spec, by name)."""
+    from .config import SecretConfig
+    from .providers import spec_for
+
+    assert isinstance(cfg, SecretConfig)
+    return resolve(spec_for(cfg.provider), cfg, deployment)
+
+
+def route_unmanaged(registry: str, deployment: Deployment) -> Routing | None:
+    """Where the credential of a secret regcred does not manage may be sent to check it (diagnose): only a
+    provider's own registry or one the deployment allows, never a host that only a job definition names.
+    None when ``registry`` is neither."""
+    from .providers import SPECS
+
+    for spec in SPECS.values():
+        if deployment.local_only:
+            break
+        if spec.default_registry is not None and spec.default_registry.netloc == registry:
+            return Routing(spec.name, spec.default_registry, None, spec.realms)
+    for origin in deployment.registry_hosts:
+        if origin.netloc == registry:
+            return Routing("unmanaged", origin, None, deployment.registry_hosts)
+    return None
 
 
 def check_value_registry(value_registry: str, routing: Routing, *, secret: str) -> None:

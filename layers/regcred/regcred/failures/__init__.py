@@ -7,8 +7,7 @@ the registry said, so the rules match wording *families* keyed on structural sig
 codes (``UNAUTHORIZED``, ``DENIED``, ``NAME_UNKNOWN``, ``MANIFEST_UNKNOWN``, ``TOOMANYREQUESTS``), HTTP
 status words and numbers, and the fixed phrases of the ECS agent, Docker, containerd and Go's
 ``net/http``/``crypto/x509`` (see :mod:`regcred.failures.patterns`), not whole sentences of one
-registry. Everything here is pure: no I/O except in the ``classify`` CLI handler
-(:mod:`regcred.failures.cli`).
+registry. Everything here is pure; the ``regcred classify`` command lives in `regcred.cli.classify`.
 
 Precedence, first match wins (each step says why it sits where it does; ``tests/unit/test_failures.py``
 tests each one with a real message):
@@ -75,14 +74,11 @@ one of a few deciding words (``401 Unauthor...``) the word is completed before m
 from __future__ import annotations
 
 from .classes import PULL_CLASSES, FailureClass
-from .cli import add_classify_parser, cmd_classify
 from .rules import classify, normalise
 
 __all__ = [
     "PULL_CLASSES",
     "FailureClass",
-    "add_classify_parser",
     "classify",
-    "cmd_classify",
     "normalise",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import safejson
-from ..config import ADMIN_FOR, ADMIN_MARK, MANAGED, SecretConfig, admin_serves, tags_to_dict
+from ..config import ADMIN_FOR, ADMIN_MARK, SecretConfig, admin_serves
 from ..errors import ConfigurationError
 from . import dockerhub
 from .base import IssuedCredential, Provider, ProviderSpec, Strategy, VendorToken
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..http.transport import Transport
     from ..registry.credential import Credential
     from ..routing import Routing
+    from ..store import SecretStore
 
 __all__ = [
     "KNOWN",
@@ -51,27 +52,33 @@ def spec_for(name: str) -> ProviderSpec:
     return spec
 
 
-def read_admin_credential(sm: Any, admin_secret_id: str, *, secret_name: str) -> Credential:
+def read_admin_credential(
+    store: SecretStore | Any, admin_secret_id: str, *, secret_name: str, require_binding: bool = True
+) -> Credential:
     """The vendor admin identity for ``secret_name``, from its own secret: JSON ``{"username","password"}``.
 
     Refused (ConfigurationError, nothing minted) unless the admin secret is marked ``regcred:admin=true``,
-    is not itself a managed secret, and its ``regcred:admin-for`` tag names ``secret_name``."""
+    is not itself a managed secret, and its ``regcred:admin-for`` tag names ``secret_name`` (onboarding checks
+    the rest before it binds the admin secret: ``require_binding=False``)."""
     from ..registry.credential import Credential
+    from ..store import CURRENT, SecretNotFound, SecretStore
 
+    store = SecretStore.of(store)
     try:
-        meta = sm.describe_secret(SecretId=admin_secret_id)
-    except sm.exceptions.ResourceNotFoundException:
+        meta = store.describe(admin_secret_id)
+    except SecretNotFound:
         raise ConfigurationError(
             f"admin secret {admin_secret_id} does not exist: create it or fix the regcred:admin-secret tag"
         ) from None
-    tags = tags_to_dict(meta.get("Tags"))
-    name = str(meta.get("Name") or admin_secret_id)
-    if name == secret_name or tags.get(MANAGED, "").lower() == "true":
+    tags = meta.tags
+    name = meta.name
+    if name == secret_name or meta.managed:
         raise ConfigurationError(
             f"secret {secret_name}: its regcred:admin-secret names a managed secret ({name}); an admin "
             "secret holds the vendor's admin credential and is never itself rotated by regcred"
         )
-    if tags.get(ADMIN_MARK, "").lower() != "true" or not admin_serves(tags.get(ADMIN_FOR, ""), secret_name):
+    bound = tags.get(ADMIN_MARK, "").lower() == "true" and admin_serves(tags.get(ADMIN_FOR, ""), secret_name)
+    if require_binding and not bound:
         raise ConfigurationError(
             f"admin secret {name} may not be used for {secret_name}: tag it {ADMIN_MARK}=true and list the "
             f"secret (or a prefix ending in '*') in its {ADMIN_FOR} tag, e.g. "
@@ -79,8 +86,8 @@ def read_admin_credential(sm: Any, admin_secret_id: str, *, secret_name: str) ->
             f"Key={ADMIN_FOR},Value={secret_name}; nothing was minted"
         )
     try:
-        response = sm.get_secret_value(SecretId=meta.get("ARN") or admin_secret_id, VersionStage="AWSCURRENT")
-    except sm.exceptions.ResourceNotFoundException:
+        response = store.read_reply(meta.arn, stage=CURRENT)
+    except SecretNotFound:
         raise ConfigurationError(f"admin secret {name} has no AWSCURRENT value") from None
     try:
         raw = safejson.loads(response.get("SecretString") or "", max_bytes=MAX_ADMIN_SECRET_BYTES)

@@ -11,7 +11,7 @@ Every call goes through regcred's transport (`regcred.http.transport`): the API 
 `regcred.routing`, a create is sent once, pagination links must stay on the API origin, and error bodies
 reach messages only as `Response.error_text` (known fields, truncated, scrubbed).
 
-Not verified against the live service (recorded in the notes): whether a bearer obtained with a PAT
+Not verified against the live service (no test here can reach it): whether a bearer obtained with a PAT
 (rather than the account password) may create access tokens, and whether OATs need an org owner.
 """
 

@@ -1,0 +1,173 @@
+"""``regcred onboard``: the flags, the token prompt, and the report. What it does is
+`regcred.onboarding.Onboarding`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .. import config, providers
+from ..errors import ConfigurationError
+from ..onboarding import OnboardIncomplete, Onboarding, OnboardRequest, validate_schedule
+from .base import CommandError, Context, ExitCode, Status, err
+
+
+def _token(ctx: Context) -> str:
+    """The token to import: a prompt without echo on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        token = getpass.getpass(f"token for {ctx.args.username} (not echoed): ")
+    else:
+        token = sys.stdin.readline().strip()
+    if not token.strip():
+        raise CommandError("the token to import is empty: nothing was stored", ExitCode.USAGE)
+    return token.strip()
+
+
+def _request(ctx: Context) -> OnboardRequest:
+    args = ctx.args
+    return OnboardRequest(
+        name=args.name,
+        provider=args.provider,
+        admin_secret=args.admin_secret,
+        images=tuple(args.image),
+        registry=args.registry,
+        api=args.api,
+        org=args.org,
+        realm_hosts=tuple(args.realm_host),
+        grace=args.grace,
+        ttl=args.ttl,
+        kms_key_id=args.kms_key_id,
+        rotation_lambda=args.rotation_lambda,
+        schedule=args.schedule,
+        username=args.username,
+        password=_token(ctx) if args.username is not None else None,
+    )
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flag values that are wrong whatever AWS says: usage errors (exit 64)."""
+    if bool(args.rotation_lambda) != bool(args.schedule):
+        raise CommandError(
+            "--rotation-lambda and --schedule go together: give both or neither", ExitCode.USAGE
+        )
+    try:
+        if args.schedule:
+            validate_schedule(args.schedule)
+        config.parse_duration(
+            args.grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1]
+        )
+        config.parse_duration(args.ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), ExitCode.USAGE) from None
+
+
+def _stack_defaults(args: argparse.Namespace) -> None:
+    """--registry and --api default to REGCRED_<PROVIDER>_REGISTRY / _API (the local stack's .stack/env sets
+    them), so that the README's commands on the stack never reach a real vendor."""
+    if args.resume or not args.provider:
+        return
+    prefix = f"REGCRED_{args.provider.upper()}_"
+    for flag, attr in (("REGISTRY", "registry"), ("API", "api")):
+        value = os.environ.get(prefix + flag)
+        if getattr(args, attr) is None and value:
+            setattr(args, attr, value)
+            err(f"--{attr} {value} (from {prefix}{flag})")
+
+
+def cmd_onboard(ctx: Context) -> int:
+    """Mint (or import) the first credential, prove it pulls, create the managed secret."""
+    args = ctx.args
+    if not args.resume and not args.provider:
+        raise CommandError("--provider is required (except with --resume)", ExitCode.USAGE)
+    if not args.resume and not args.admin_secret:
+        raise CommandError("--admin-secret is required (except with --resume)", ExitCode.USAGE)
+    _check_flags(args)
+    store = ctx.store()
+    if args.resume:
+        existing = store.describe(args.name)
+        args.provider = args.provider or existing.tags.get("regcred:provider", "")
+        args.admin_secret = args.admin_secret or existing.tags.get("regcred:admin-secret", "")
+    onboarding = Onboarding(
+        store,
+        lambda_client=ctx.client("lambda") if args.rotation_lambda else None,
+        deployment=ctx.deployment(),
+        say=ctx.progress,
+        leave=lambda text: setattr(ctx.progress, "left", text),
+        step_seconds=ctx.timeout,
+    )
+    _stack_defaults(args)
+    request = _request(ctx)
+    try:
+        result = onboarding.run(request, dry_run=args.dry_run, resume=args.resume)
+    except OnboardIncomplete as exc:
+        from .main import classified
+
+        code, _ = classified(exc.cause) if exc.cause is not None else (ExitCode.FAILED, "")
+        raise CommandError(str(exc), code, secret=args.name, secret_created=True, resume=exc.resume) from None
+    status = Status.DRY_RUN if result.dry_run else Status.RESUMED if result.resumed else Status.CREATED
+    report = {
+        "secret": result.name,
+        "arn": result.arn,
+        "status": status,
+        "registry": result.registry,
+        "images": list(result.images),
+        "token_id": result.token_id,
+        "rotation_enabled": result.rotation_enabled,
+        "plan": result.plan,
+        "exit_code": 0,
+    }
+    if result.dry_run:
+        text = "\n".join([f"dry run: nothing was minted or written for {result.name}", *result.plan])
+    elif result.resumed:
+        text = "\n".join([f"{result.arn}", *result.plan]) if result.plan else f"{result.arn}"
+    else:
+        text = f"{result.arn}"
+    ctx.emit(report, text)
+    return 0
+
+
+def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+    """Register ``onboard``."""
+    p = sub.add_parser(
+        "onboard",
+        help="create a managed secret with a fresh, proven credential",
+        description="Mint a credential at the vendor (or import one with --username), prove it pulls the "
+        "--image(s) through the registry's /v2/ token flow, create the managed secret, and enable rotation "
+        "by "
+        "the deployed rotate function. Everything that can be checked is checked before anything is minted.",
+        epilog="examples:\n"
+        "  regcred onboard batch/dockerhub --provider dockerhub --admin-secret admin/dockerhub \\\n"
+        "      --image acme/app:1 --rotation-lambda ARN --schedule 'rate(30 days)'\n"
+        "  regcred onboard batch/dockerhub ... --dry-run\n"
+        "  regcred onboard batch/dockerhub --resume --rotation-lambda ARN --schedule 'rate(30 days)'\n"
+        "  regcred onboard batch/hub-import --provider dockerhub --admin-secret admin/dockerhub \\\n"
+        "      --username alice --image acme/app:1     # import alice's token (prompted) instead of minting\n"
+        f"\n{epilog}",
+    )
+    p.add_argument("name", metavar="NAME", help="name of the secret to create")
+    p.add_argument("--provider", choices=providers.KNOWN, help="vendor that mints the credential")
+    p.add_argument("--admin-secret", help="secret holding the vendor admin identity (JSON username/password)")
+    p.add_argument("--registry", help="registry host, one the deployment allows (default: the provider's)")
+    p.add_argument("--api", help="vendor API origin, one the deployment allows (default: the provider's)")
+    p.add_argument(
+        "--image", action="append", default=[], help="REPO:TAG the credential must pull (repeatable)"
+    )
+    p.add_argument("--org", help="Docker Hub organization: mint organization access tokens")
+    p.add_argument("--realm-host", action="append", default=[], help="extra trusted token realm host")
+    p.add_argument(
+        "--username",
+        help="import this user's token (prompted without echo, or one line of stdin) instead of minting",
+    )
+    p.add_argument("--grace", default="24h", help="how long the previous credential lives (24h, 0 to 90d)")
+    p.add_argument("--ttl", default="90d", help="lifetime of minted tokens (90d, 1h to 3650d)")
+    p.add_argument("--kms-key-id", help="KMS key of the secret (default: Secrets Manager's AWS managed key)")
+    p.add_argument("--rotation-lambda", metavar="ARN", help="ARN of the deployed rotate function")
+    p.add_argument("--schedule", help="rotation schedule, e.g. 'rate(30 days)' (4 hours to 1000 days)")
+    p.add_argument("--resume", action="store_true", help="finish onboarding a secret that exists already")
+    p.add_argument("--dry-run", action="store_true", help="check everything, mint and write nothing")
+    common(p)
+    p.set_defaults(func=cmd_onboard)
