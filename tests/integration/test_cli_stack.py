@@ -454,3 +454,18 @@ def test_the_stack_is_the_default_registry_and_api(
         "acme/app:1",
     )
     assert refused.returncode == 69 and "REGCRED_LOCAL_ONLY" in refused.stderr
+
+
+def test_debug_shows_the_library_logs_on_stderr_and_never_a_secret(
+    stack_env: dict[str, str], sm: Any, onboarded: str
+) -> None:
+    quiet = regcred(stack_env, "rotate", onboarded, "--local")
+    loud = regcred(stack_env, "rotate", onboarded, "--local", "--debug")
+    assert quiet.returncode == loud.returncode == 0
+    assert "{" not in quiet.stderr  # without --debug the library says nothing
+    logs = [json.loads(line) for line in loud.stderr.splitlines() if line.startswith("{")]
+    assert any(entry.get("message") == "rotation finished" for entry in logs)
+    assert not any(line.startswith("{") for line in loud.stdout.splitlines())  # stdout is the result alone
+    for stage in (CURRENT, PREVIOUS):
+        secret = value(sm, onboarded, stage).password
+        assert secret not in loud.stdout and secret not in loud.stderr

@@ -253,3 +253,16 @@ def test_schedule_expressions(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigurationError, match="--schedule"):
             validate_schedule(text)
+
+
+def test_progress_speaks_on_stderr_only_when_enabled(capsys: pytest.CaptureFixture[str]) -> None:
+    from regcred.cli.base import Progress
+
+    Progress(False)("step one")
+    assert capsys.readouterr() == ("", "")
+    progress = Progress(True)
+    progress("checking 3 image(s)")
+    progress.done()
+    out, err = capsys.readouterr()
+    assert out == "" and "checking 3 image(s)" in err and err.endswith("\r\033[K")
+    assert "s]" in err  # the elapsed time leads the line
