@@ -114,6 +114,20 @@ class Parser(argparse.ArgumentParser):
         return [s for action in self._actions for s in action.option_strings]
 
 
+SECRET_HELP = "name or ARN of the managed secret"  # noqa: S105 - a help text
+
+
+def add_command(
+    sub: Any, name: str, func: Any, *, help: str, description: str, examples: Sequence[str]
+) -> Parser:
+    """One subcommand: its help, description and examples, the exit codes in its epilog, and the function
+    that runs it. The caller adds the command's own arguments; `regcred.cli.main` adds the common flags."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples) + f"\n\n{EXIT_CODES_HELP}"
+    parser: Parser = sub.add_parser(name, help=help, description=description, epilog=epilog)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """The flags every command takes. SUPPRESS defaults: a flag given before the command is not reset by the
     command's own parser."""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from ..failures import classify
-from .base import Context
+from .base import Context, add_command
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -37,17 +35,19 @@ def cmd_classify(ctx: Context) -> int:
     return 0
 
 
-def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+def register(sub: Any) -> None:
     """Register ``classify [MESSAGE...]``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "classify",
+        cmd_classify,
         help="classify pull-failure reasons (arguments, or one per stdin line)",
         description="Print the failure class of each Batch/ECS stopped reason: one CLASS<TAB>MESSAGE line, "
-        "or "
-        "one JSON object per line with --output json. Always exits 0: an unrecognised message is 'other'.",
-        epilog="examples:\n  regcred classify 'CannotPullContainerError: ... 401 Unauthorized'\n"
-        f"  aws batch describe-jobs ... | jq -r '.jobs[].statusReason' | regcred classify --json\n\n{epilog}",
+        "or one JSON object per line with --output json. Always exits 0: an unrecognised message is "
+        "'other'.",
+        examples=[
+            "regcred classify 'CannotPullContainerError: ... 401 Unauthorized'",
+            "aws batch describe-jobs ... | jq -r '.jobs[].statusReason' | regcred classify --json",
+        ],
     )
     p.add_argument("message", nargs="*", metavar="MESSAGE", help="reason text; stdin when omitted")
-    common(p)
-    p.set_defaults(func=cmd_classify)

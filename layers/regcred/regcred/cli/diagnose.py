@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from typing import Any
 
 from ..diagnose import diagnose_job, job_found, registry_checker, render_json, render_text
-from .base import Context, ExitCode, Status
+from .base import Context, ExitCode, Status, add_command
 
 
 def cmd_diagnose(ctx: Context) -> int:
@@ -36,19 +34,17 @@ def cmd_diagnose(ctx: Context) -> int:
     return int(code)
 
 
-def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+def register(sub: Any) -> None:
     """Register ``diagnose``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "diagnose",
+        cmd_diagnose,
         help="read-only checklist of a Batch job's image pull",
-        description="Read the job, its job definition, the secret repositoryCredentials names, the execution "
-        "role's access to it (iam:SimulatePrincipalPolicy, KMS included), and log in to the registry with "
-        "the "
-        "secret's AWSCURRENT credential. Nothing is written.\n"
+        description="Read the job, its job definition, the secret repositoryCredentials names, the "
+        "execution role's access to it (iam:SimulatePrincipalPolicy, KMS included), and log in to the "
+        "registry with the secret's AWSCURRENT credential. Nothing is written.\n"
         "Exit 0 when nothing failed, 1 when a check failed, 2 when the job could not be read.",
-        epilog="examples:\n  regcred diagnose 8f1c2d3e-0000-4000-8000-000000000000 --output "
-        f"json\n\n{epilog}",
+        examples=["regcred diagnose 8f1c2d3e-0000-4000-8000-000000000000 --output json"],
     )
     p.add_argument("job_id", metavar="JOB_ID", help="the Batch job id")
-    common(p)
-    p.set_defaults(func=cmd_diagnose)

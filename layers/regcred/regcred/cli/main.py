@@ -48,7 +48,9 @@ def build_parser() -> Parser:
     add_common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for group in _GROUPS:
-        group.register(sub, common=add_common, epilog=EXIT_CODES_HELP)
+        group.register(sub)
+    for command in sub.choices.values():
+        add_common(command)  # after each command's own arguments, as its usage line shows them
     return parser
 
 

@@ -7,13 +7,12 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from .. import config, providers
 from ..errors import ConfigurationError
 from ..onboarding import OnboardIncomplete, Onboarding, OnboardRequest, validate_schedule
-from .base import CommandError, Context, ExitCode, Status, err
+from .base import CommandError, Context, ExitCode, Status, add_command, err
 
 
 def _token(ctx: Context) -> str:
@@ -130,23 +129,25 @@ def cmd_onboard(ctx: Context) -> int:
     return 0
 
 
-def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+def register(sub: Any) -> None:
     """Register ``onboard``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "onboard",
+        cmd_onboard,
         help="create a managed secret with a fresh, proven credential",
         description="Mint a credential at the vendor (or import one with --username), prove it pulls the "
         "--image(s) through the registry's /v2/ token flow, create the managed secret, and enable rotation "
-        "by "
-        "the deployed rotate function. Everything that can be checked is checked before anything is minted.",
-        epilog="examples:\n"
-        "  regcred onboard batch/dockerhub --provider dockerhub --admin-secret admin/dockerhub \\\n"
-        "      --image acme/app:1 --rotation-lambda ARN --schedule 'rate(30 days)'\n"
-        "  regcred onboard batch/dockerhub ... --dry-run\n"
-        "  regcred onboard batch/dockerhub --resume --rotation-lambda ARN --schedule 'rate(30 days)'\n"
-        "  regcred onboard batch/hub-import --provider dockerhub --admin-secret admin/dockerhub \\\n"
-        "      --username alice --image acme/app:1     # import alice's token (prompted) instead of minting\n"
-        f"\n{epilog}",
+        "by the deployed rotate function. Everything that can be checked is checked before anything is "
+        "minted.",
+        examples=[
+            "regcred onboard batch/dockerhub --provider dockerhub --admin-secret admin/dockerhub \\",
+            "    --image acme/app:1 --rotation-lambda ARN --schedule 'rate(30 days)'",
+            "regcred onboard batch/dockerhub ... --dry-run",
+            "regcred onboard batch/dockerhub --resume --rotation-lambda ARN --schedule 'rate(30 days)'",
+            "regcred onboard batch/hub-import --provider dockerhub --admin-secret admin/dockerhub \\",
+            "    --username alice --image acme/app:1    # import alice's token (prompted) instead of minting",
+        ],
     )
     p.add_argument("name", metavar="NAME", help="name of the secret to create")
     p.add_argument("--provider", choices=providers.KNOWN, help="vendor that mints the credential")
@@ -169,5 +170,3 @@ def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epi
     p.add_argument("--schedule", help="rotation schedule, e.g. 'rate(30 days)' (4 hours to 1000 days)")
     p.add_argument("--resume", action="store_true", help="finish onboarding a secret that exists already")
     p.add_argument("--dry-run", action="store_true", help="check everything, mint and write nothing")
-    common(p)
-    p.set_defaults(func=cmd_onboard)

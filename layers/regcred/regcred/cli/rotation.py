@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from ..config import LAST_FAILURE
@@ -13,7 +11,7 @@ from ..errors import RegcredError, RotationRetryable
 from ..rotation import Outcome, RetireResult, Rotator, Step
 from ..store import CURRENT, PENDING, SecretState
 from ..timefmt import format_time
-from .base import CommandError, Context, ExitCode, Status, table
+from .base import SECRET_HELP, CommandError, Context, ExitCode, Status, add_command, table
 from .secrets import pull_verdict
 
 _POLL_S = 2.0
@@ -239,39 +237,39 @@ def cmd_retire(ctx: Context) -> int:
     return int(code)
 
 
-def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+def register(sub: Any) -> None:
     """Register ``rotate`` and ``retire``."""
-    rotate = sub.add_parser(
+    rotate = add_command(
+        sub,
         "rotate",
+        cmd_rotate,
         help="rotate a secret now",
         description="Start a rotation through Secrets Manager (RotateSecret: the deployed rotate function "
-        "runs "
-        "the four steps), or run the four steps in this process with --local. Without --local it refuses, "
-        "before calling anything, a secret whose rotation is not enabled.",
-        epilog="examples:\n  regcred rotate batch/dockerhub --wait\n  regcred rotate batch/dockerhub "
-        "--dry-run\n"
-        f"  regcred rotate batch/dockerhub --local\n\n{epilog}",
+        "runs the four steps), or run the four steps in this process with --local. Without --local it "
+        "refuses, before calling anything, a secret whose rotation is not enabled.",
+        examples=[
+            "regcred rotate batch/dockerhub --wait",
+            "regcred rotate batch/dockerhub --dry-run",
+            "regcred rotate batch/dockerhub --local",
+        ],
     )
-    rotate.add_argument("secret", metavar="SECRET", help="name or ARN of the managed secret")
+    rotate.add_argument("secret", metavar="SECRET", help=SECRET_HELP)
     mode = rotate.add_mutually_exclusive_group()
     mode.add_argument("--local", action="store_true", help="drive the four steps in this process")
     mode.add_argument("--wait", action="store_true", help="follow the rotation until promoted or failed")
     rotate.add_argument(
         "--dry-run", action="store_true", help="say what would be minted, moved and revoked; write nothing"
     )
-    common(rotate)
-    rotate.set_defaults(func=cmd_rotate)
 
-    retire = sub.add_parser(
+    retire = add_command(
+        sub,
         "retire",
+        cmd_retire,
         help="revoke AWSPREVIOUS once its grace period is over",
         description="Revoke the credential AWSPREVIOUS holds, once its grace period (tag regcred:grace) is "
-        "over, "
-        "AWSCURRENT has been proven to pull, and the vendor's record shows regcred minted it for this "
+        "over, AWSCURRENT has been proven to pull, and the vendor's record shows regcred minted it for this "
         "secret.",
-        epilog=f"examples:\n  regcred retire batch/dockerhub --dry-run\n\n{epilog}",
+        examples=["regcred retire batch/dockerhub --dry-run"],
     )
-    retire.add_argument("secret", metavar="SECRET", help="name or ARN of the managed secret")
+    retire.add_argument("secret", metavar="SECRET", help=SECRET_HELP)
     retire.add_argument("--dry-run", action="store_true", help="check everything, revoke nothing")
-    common(retire)
-    retire.set_defaults(func=cmd_retire)

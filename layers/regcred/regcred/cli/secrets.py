@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,8 @@ from ..registry import ImageRef, PullCheck, PullStatus
 from ..registry.results import FAILING
 from ..secret import SecretValue
 from ..store import CURRENT, PENDING, PREVIOUS, STAGES, SecretState
-from ..timefmt import format_time, parse_time_or_none
-from .base import CommandError, Context, ExitCode, Status, table
+from ..timefmt import format_time
+from .base import SECRET_HELP, CommandError, Context, ExitCode, Status, add_command, table
 
 _FAILING = FAILING | {PullStatus.OPEN}
 
@@ -272,20 +271,23 @@ def _positive(text: str) -> int:
     return value
 
 
-def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epilog: str) -> None:
+def register(sub: Any) -> None:
     """Register ``check``, ``show`` and ``list``."""
-    check = sub.add_parser(
+    check = add_command(
+        sub,
         "check",
+        cmd_check,
         help="prove a secret version pulls its images",
         description="Log in to the secret's registry with one version's credential, through the registry's "
         "/v2/ token flow, and look up each probe image's manifest (HEAD: it does not count as a pull).\n"
-        "Exit 0 when every image pulls, 1 when the credential or an image fails, 2 when the registry "
-        "could not be checked.",
-        epilog="examples:\n  regcred check batch/dockerhub\n  regcred check batch/dockerhub --stage "
-        "AWSPREVIOUS "
-        f"--image acme/app:1 --output json\n\n{epilog}",
+        "Exit 0 when every image pulls, 1 when the credential or an image fails, 2 when the registry could "
+        "not be checked.",
+        examples=[
+            "regcred check batch/dockerhub",
+            "regcred check batch/dockerhub --stage AWSPREVIOUS --image acme/app:1 --output json",
+        ],
     )
-    check.add_argument("secret", metavar="SECRET", help="name or ARN of the managed secret")
+    check.add_argument("secret", metavar="SECRET", help=SECRET_HELP)
     check.add_argument("--stage", default=CURRENT, choices=STAGES, help="version to check (AWSCURRENT)")
     check.add_argument(
         "--image",
@@ -293,35 +295,31 @@ def register(sub: Any, *, common: Callable[[argparse.ArgumentParser], None], epi
         default=[],
         help="REPO:TAG to check instead of the probe images (repeatable)",
     )
-    common(check)
-    check.set_defaults(func=cmd_check)
 
-    show = sub.add_parser(
+    show = add_command(
+        sub,
         "show",
+        cmd_show,
         help="staging labels and token ids of a secret (no passwords)",
         description="The versions that carry AWSCURRENT, AWSPENDING or AWSPREVIOUS, with username, token id "
         "and expiry. Never a password.",
-        epilog=f"examples:\n  regcred show batch/dockerhub\n\n{epilog}",
+        examples=["regcred show batch/dockerhub"],
     )
-    show.add_argument("secret", metavar="SECRET", help="name or ARN of the managed secret")
-    common(show)
-    show.set_defaults(func=cmd_show)
+    show.add_argument("secret", metavar="SECRET", help=SECRET_HELP)
 
-    listing = sub.add_parser(
+    listing = add_command(
+        sub,
         "list",
+        cmd_list,
         help="every managed secret and its health",
         description="Every secret tagged regcred:managed=true: provider, registry, when its credential was "
-        "last "
-        "proven (valid as of), when it expires, when it was last rotated, and whether the previous "
+        "last proven (valid as of), when it expires, when it was last rotated, and whether the previous "
         "credential is retired.",
-        epilog="examples:\n  regcred list\n  regcred list --output json | jq "
-        f"'.secrets[].secret'\n\n{epilog}",
+        examples=["regcred list", "regcred list --output json | jq '.secrets[].secret'"],
     )
     listing.add_argument(
         "--page-size", type=_positive, default=100, metavar="N", help="secrets per ListSecrets page (100)"
     )
-    common(listing)
-    listing.set_defaults(func=cmd_list)
 
 
-__all__ = ["cmd_check", "cmd_list", "cmd_show", "parse_time_or_none", "pull_exit_code", "register"]
+__all__ = ["cmd_check", "cmd_list", "cmd_show", "pull_exit_code", "register"]
