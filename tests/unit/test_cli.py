@@ -266,3 +266,15 @@ def test_progress_speaks_on_stderr_only_when_enabled(capsys: pytest.CaptureFixtu
     out, err = capsys.readouterr()
     assert out == "" and "checking 3 image(s)" in err and err.endswith("\r\033[K")
     assert "s]" in err  # the elapsed time leads the line
+
+
+def test_a_command_builds_each_client_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from regcred import aws
+    from regcred.cli.base import Context
+
+    built: list[str] = []
+    monkeypatch.setattr(aws, "client", lambda service, session=None: built.append(service) or object())
+    ctx = Context(args=build_parser().parse_args(["show", "x", "--region", "us-east-1"]), region="us-east-1")
+    assert ctx.store().sm is ctx.store().sm is ctx.client("secretsmanager")
+    ctx.client("batch")
+    assert built == ["secretsmanager", "batch"]

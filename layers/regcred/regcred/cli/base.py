@@ -237,6 +237,7 @@ class Context:
     timeout: float = 120.0
     progress: Progress = field(default_factory=lambda: Progress(False))
     _session: Any = None
+    _clients: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:
@@ -278,11 +279,15 @@ class Context:
         return self._session
 
     def client(self, service: str) -> Any:
-        from .. import aws
+        """One boto3 client per service for the whole command (building one costs tens of milliseconds)."""
+        if service not in self._clients:
+            from .. import aws
 
-        return aws.client(service, session=self.session())
+            self._clients[service] = aws.client(service, session=self.session())
+        return self._clients[service]
 
     def store(self) -> Any:
+        """The secret store on this command's Secrets Manager client."""
         from ..store import SecretStore
 
         return SecretStore(self.client("secretsmanager"))
