@@ -29,7 +29,14 @@ from .secret import SecretValue, validate
 from .store import CURRENT, SecretNotFound, SecretState, SecretStore
 from .timefmt import format_time
 
-__all__ = ["OnboardIncomplete", "OnboardRequest", "OnboardResult", "Onboarding", "validate_schedule"]
+__all__ = [
+    "OnboardIncomplete",
+    "OnboardRequest",
+    "OnboardResult",
+    "Onboarding",
+    "check_values",
+    "validate_schedule",
+]
 
 # Secrets Manager rotates at most every four hours; AutomaticallyAfterDays ranges 1..1000 (API reference,
 # RotationRulesType: "You can rotate a secret as often as every four hours"; "Valid Range: Minimum value of 1.
@@ -61,6 +68,17 @@ def validate_schedule(text: str) -> str:
         f"--schedule {text!r} is not a Secrets Manager schedule: use rate(30 days), rate(12 hours) or a "
         "six-field cron(...) expression such as cron(0 4 ? * SUN *)"
     )
+
+
+def check_values(*, rotation_lambda: str | None, schedule: str | None, grace: str, ttl: str) -> None:
+    """The onboard values that are wrong whatever AWS says (ConfigurationError naming the flag): the
+    rotation function and schedule go together, the schedule's grammar, the grace and ttl ranges."""
+    if bool(rotation_lambda) != bool(schedule):
+        raise ConfigurationError("--rotation-lambda and --schedule go together: give both or neither")
+    if schedule:
+        validate_schedule(schedule)
+    config.parse_duration(grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1])
+    config.parse_duration(ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
 
 
 def check_rotation_function(lam: Any, arn: str) -> None:
@@ -246,14 +264,12 @@ class Onboarding:
             raise ConfigurationError(
                 f"--provider {request.provider!r}: known providers are {', '.join(providers.KNOWN)}"
             )
-        if bool(request.rotation_lambda) != bool(request.schedule):
-            raise ConfigurationError("--rotation-lambda and --schedule go together: give both or neither")
-        if request.schedule:
-            validate_schedule(request.schedule)
-        config.parse_duration(
-            request.grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1]
+        check_values(
+            rotation_lambda=request.rotation_lambda,
+            schedule=request.schedule,
+            grace=request.grace,
+            ttl=request.ttl,
         )
-        config.parse_duration(request.ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
         tags = existing.tags if existing is not None else request.tags()
         state = existing or SecretState(
             arn=request.name, name=request.name, tags=tags, versions={}, rotation_enabled=False

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import config, providers
 from ..errors import ConfigurationError
-from ..onboarding import OnboardIncomplete, Onboarding, OnboardRequest, validate_schedule
+from ..onboarding import OnboardIncomplete, Onboarding, OnboardRequest, check_values
 from .base import CommandError, Context, ExitCode, Status, add_command, err
 
 
@@ -48,18 +48,11 @@ def _request(ctx: Context) -> OnboardRequest:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """Flag values that are wrong whatever AWS says: usage errors (exit 64)."""
-    if bool(args.rotation_lambda) != bool(args.schedule):
-        raise CommandError(
-            "--rotation-lambda and --schedule go together: give both or neither", ExitCode.USAGE
-        )
+    """Flag values that are wrong whatever AWS says: usage errors (exit 64), found before any AWS call."""
     try:
-        if args.schedule:
-            validate_schedule(args.schedule)
-        config.parse_duration(
-            args.grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1]
+        check_values(
+            rotation_lambda=args.rotation_lambda, schedule=args.schedule, grace=args.grace, ttl=args.ttl
         )
-        config.parse_duration(args.ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
     except ConfigurationError as exc:
         raise CommandError(str(exc), ExitCode.USAGE) from None
 
@@ -88,8 +81,8 @@ def cmd_onboard(ctx: Context) -> int:
     store = ctx.store()
     if args.resume:
         existing = store.describe(args.name)
-        args.provider = args.provider or existing.tags.get("regcred:provider", "")
-        args.admin_secret = args.admin_secret or existing.tags.get("regcred:admin-secret", "")
+        args.provider = args.provider or existing.tags.get(config.PROVIDER, "")
+        args.admin_secret = args.admin_secret or existing.tags.get(config.ADMIN_SECRET, "")
     onboarding = Onboarding(
         store,
         lambda_client=ctx.client("lambda") if args.rotation_lambda else None,
