@@ -394,7 +394,7 @@ class Onboarding:
             self.say(f"proving the token pulls {len(images)} image(s)")
             result = self.rotator.check(ctx, value, images, prove=True)
             if not result.ok:
-                raise CheckFailed(result, stored=True, name=f"the token of {request.username}")
+                raise CheckFailed(result, what=f"the token of {request.username}")
             plan.append(f"checked: the token of {request.username} pulls {', '.join(images)}")
             plan.append(f"would import the token of {request.username}")
         plan.append(
@@ -444,7 +444,8 @@ class Onboarding:
             self.say(f"proving the credential pulls {len(images)} image(s)")
             result = self.rotator.check(ctx, value, images, prove=True)
             if not result.ok:
-                raise CheckFailed(result)
+                revoked = " (the minted token was revoked)" if provider is not None else ""
+                raise CheckFailed(result, what="the new credential", after=f"; nothing was stored{revoked}")
             self.say(f"creating secret {request.name}")
             arn = self.store.create(
                 request.name,
@@ -506,7 +507,7 @@ class Onboarding:
         self.say(f"proving AWSCURRENT pulls {len(images)} image(s)")
         result = self.rotator.check(ctx, current, images)
         if not result.ok:
-            raise CheckFailed(result, stored=True, name=existing.name)
+            raise CheckFailed(result, what=f"AWSCURRENT of {existing.name}")
         enable = bool(request.rotation_lambda) and (
             not existing.rotation_enabled or existing.rotation_lambda_arn != request.rotation_lambda
         )
@@ -536,22 +537,15 @@ class Onboarding:
 
 
 class CheckFailed(RegcredError):
-    """The credential cannot pull (or pulled nothing that needed it)."""
+    """The credential cannot pull (or pulled nothing that needed it). ``what`` names the credential, ``after``
+    says what became of it."""
 
-    def __init__(self, result: Any, *, stored: bool = False, name: str = "") -> None:
+    def __init__(self, result: Any, *, what: str, after: str = "") -> None:
         self.result = result
-        where = (
-            (name if name.startswith("the token") else f"AWSCURRENT of {name}")
-            if stored
-            else "the new credential"
-        )
         if result.could_not_check and not result.failed:
-            text = f"could not check {where}: the registry was unreachable or rate limited"
+            text = f"could not check {what}: the registry was unreachable or rate limited"
         elif result.unproven:
-            text = (
-                f"{where} proves nothing: every image is served without credentials; name a private --image"
-            )
+            text = f"{what} proves nothing: every image is served without credentials; name a private --image"
         else:
-            text = f"{where} cannot pull: {result.summary()}"
-        suffix = "" if stored else "; nothing was stored (a minted token was revoked)"
-        super().__init__(text + suffix)
+            text = f"{what} cannot pull: {result.summary()}"
+        super().__init__(text + after)
