@@ -14,12 +14,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from regcred import aws
 from regcred.aws import aws_error_code
-from regcred.config import LAST_FAILURE, tag_value
+from regcred.config import LAST_FAILURE
 from regcred.errors import InvalidEvent, RegcredError, RotationError
 from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
 from regcred.rotation import Rotator
 from regcred.rotation_event import rotation_event
+from regcred.rotation_rules import StepFailure
 
 _rotator: Rotator | None = None
 
@@ -32,11 +33,11 @@ def _get_rotator() -> Rotator:
     return _rotator
 
 
-def _record_failure(secret_id: str, text: str) -> None:
-    """The failed step, for `regcred rotate --wait` (a bookkeeping tag; never a secret: ``text`` is regcred's
-    scrubbed message or an AWS error code). Best effort: the step's own error is what Secrets Manager sees."""
+def _record_failure(secret_id: str, failure: StepFailure) -> None:
+    """The failed step, for `regcred rotate --wait` (a bookkeeping tag). Best effort: the step's own error is
+    what Secrets Manager sees."""
     try:
-        _get_rotator().store.write_bookkeeping(secret_id, {LAST_FAILURE: tag_value(text)})
+        _get_rotator().store.write_bookkeeping(secret_id, {LAST_FAILURE: failure.tag_text()})
     except Exception as exc:
         logger.warning("could not record the failed step", extra={"error": aws_error_code(exc)})
 
@@ -65,7 +66,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
         # reaches the log and Lambda's error response is the AWS error code.
         reason = str(exc) if isinstance(exc, RegcredError) else aws_error_code(exc)
         logger.error("rotation step failed", extra={"error": type(exc).__name__, "reason": reason})
-        _record_failure(secret_id, f"{token} {step.value} {type(exc).__name__}: {reason}")
+        _record_failure(secret_id, StepFailure(token, step.value, type(exc).__name__, reason))
         if isinstance(exc, RegcredError):
             raise
         raise RotationError(f"{step.value} failed: {type(exc).__name__} ({reason})") from None

@@ -361,3 +361,20 @@ def test_secret_matching_by_arn_partial_arn_and_name() -> None:
     assert not matches_secret(
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/reg", arn, "batch/registry"
     )
+
+
+def test_a_recorded_step_failure_reads_back_for_its_version_only() -> None:
+    from regcred.rotation_rules import StepFailure
+
+    failure = StepFailure(
+        "v1", "testSecret", "RotationRetryable", "registry unreachable: 127.0.0.1:9 (timeout)"
+    )
+    text = failure.tag_text()
+    read = StepFailure.of_version(text, "v1")
+    assert (
+        read is not None and (read.step, read.error) == ("testSecret", "RotationRetryable") and read.retryable
+    )
+    assert read.reason == "registry unreachable: 127.0.0.1:9 _timeout_"  # parentheses are not tag characters
+    assert StepFailure.of_version(text, "v2") is None
+    assert not StepFailure("v1", "createSecret", "ConfigurationError", "bad tag").retryable
+    assert "!" not in StepFailure("v", "s", "E", "a!b").tag_text()  # within the tag rules

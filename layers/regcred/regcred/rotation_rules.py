@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import SecretConfig
-from .errors import RotationError
+from .config import SecretConfig, tag_value
+from .errors import RotationError, RotationRetryable
 from .providers import ProviderSpec
 from .routing import Routing
 from .store import CURRENT, PENDING, SecretState
@@ -185,3 +185,37 @@ class ProbeImages:
 
     images: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A failed rotation step, as the rotate function records it in the ``regcred:last-rotation-failure``
+    bookkeeping tag (``<version> <step> <error>: <reason>``) and ``regcred rotate --wait`` reads it."""
+
+    version: str
+    step: str
+    error: str
+    reason: str
+
+    @property
+    def why(self) -> str:
+        return f"{self.error}: {self.reason}"
+
+    @property
+    def retryable(self) -> bool:
+        """Secrets Manager retries the step (AWSPENDING was kept)."""
+        return self.error == RotationRetryable.__name__
+
+    def tag_text(self) -> str:
+        """The tag value: within the tag rules, never a secret (``reason`` is a scrubbed regcred message or
+        an AWS error code)."""
+        return tag_value(f"{self.version} {self.step} {self.why}")
+
+    @classmethod
+    def of_version(cls, text: str, version: str) -> StepFailure | None:
+        """The recorded failure if it belongs to ``version`` (the rotation a caller follows), else None."""
+        if not text.startswith(version + " "):
+            return None
+        _, step, rest = [*text.split(" ", 2), "", ""][:3]
+        error, _, reason = rest.partition(":")
+        return cls(version, step, error, reason.strip())

@@ -7,8 +7,9 @@ import uuid
 from typing import Any
 
 from ..config import LAST_FAILURE
-from ..errors import RegcredError, RotationRetryable
+from ..errors import RegcredError
 from ..rotation import Outcome, RetireResult, Rotator, Step
+from ..rotation_rules import StepFailure
 from ..store import CURRENT, PENDING, SecretState
 from ..timefmt import format_time
 from .base import SECRET_HELP, CommandError, Context, ExitCode, Status, add_command, table
@@ -94,16 +95,6 @@ def _local(ctx: Context, state: SecretState) -> int:
     return 0
 
 
-def _failure_of(state: SecretState, version: str) -> tuple[str, str, bool] | None:
-    """(step, why, retryable) of the rotate function's last failure for ``version``, from its tag."""
-    text = state.tags.get(LAST_FAILURE, "")
-    if not text.startswith(version + " "):
-        return None
-    _, step, rest = [*text.split(" ", 2), "", ""][:3]
-    error = rest.split(":", 1)[0]
-    return step, rest, error == RotationRetryable.__name__
-
-
 def _wait(ctx: Context, state: SecretState, version: str) -> int:
     store = ctx.store()
     deadline = time.monotonic() + ctx.timeout
@@ -111,7 +102,7 @@ def _wait(ctx: Context, state: SecretState, version: str) -> int:
     while True:
         now = store.describe(state.arn)
         stages = now.versions.get(version, [])
-        failure = _failure_of(now, version)
+        failure = StepFailure.of_version(now.tags.get(LAST_FAILURE, ""), version)
         if CURRENT in stages:
             try:
                 token_id = store.read(state.arn, stage=CURRENT).token_id
@@ -131,13 +122,13 @@ def _wait(ctx: Context, state: SecretState, version: str) -> int:
                 f"promoted: AWSCURRENT is version {version} (token {token_id or '-'})",
             )
             return 0
-        if failure is not None and not failure[2]:
+        if failure is not None and not failure.retryable:
             raise CommandError(
-                f"rotation of {state.name} failed in {failure[0]}: {failure[1]}; AWSCURRENT is unchanged",
+                f"rotation of {state.name} failed in {failure.step}: {failure.why}; AWSCURRENT is unchanged",
                 ExitCode.FAILED,
                 secret=state.name,
                 version_id=version,
-                step=failure[0],
+                step=failure.step,
             )
         if failure is None and version in now.versions and PENDING not in stages:
             raise CommandError(
@@ -148,7 +139,9 @@ def _wait(ctx: Context, state: SecretState, version: str) -> int:
                 secret=state.name,
                 version_id=version,
             )
-        last = f"{failure[0]} will be retried: {failure[1]}" if failure else "waiting for the rotate function"
+        last = (
+            f"{failure.step} will be retried: {failure.why}" if failure else "waiting for the rotate function"
+        )
         if time.monotonic() >= deadline:
             raise CommandError(
                 f"rotation of {state.name} still in progress after {ctx.timeout:.0f}s ({last}); follow it "
