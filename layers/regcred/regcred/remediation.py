@@ -412,7 +412,7 @@ class Remediator:
         except SecretAccessDenied:
             return Diagnosis.SECRET_UNMANAGED
         access = check_role(role, state, iam=self.iam, store=self.store, kms=self.kms)
-        if access.role_missing or any(p is access.secret for p in access.denied):
+        if access.role_missing or access.secret in access.denied:
             return Diagnosis.ROLE_DENIED
         if access.denied:
             return Diagnosis.KMS_DENIED

@@ -21,7 +21,7 @@ code below allows for. Each is harmless against AWS:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .aws import ACCESS_DENIED_CODES, aws_error_code
@@ -85,7 +85,6 @@ class SecretState:
     deleted: bool = False
     rotation_lambda_arn: str | None = None
     last_rotated: Any = None
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def managed(self) -> bool:

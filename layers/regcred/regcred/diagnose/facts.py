@@ -22,7 +22,7 @@ from ..jobs import batch_container, credentials_parameter
 from ..providers import spec_for
 from ..registry import Credential, ImageCheck, ImageRef, PullCheck
 from ..routing import Deployment, Routing, route_of, route_unmanaged
-from ..secret import SecretValue
+from ..secret import SecretValue, parse
 from ..store import CURRENT, SecretNotFound, SecretState, SecretStore
 
 __all__ = ["Facts", "PullChecker", "gather", "registry_checker"]
@@ -142,8 +142,6 @@ def _gather_secret(f: Facts, store: SecretStore) -> None:
         f.value_error = aws_error_code(exc)
         return
     f.value_version = str(reply.get("VersionId") or "?")
-    from ..secret import parse
-
     try:
         f.value = parse(reply.get("SecretString"))
     except SecretFormatError as exc:

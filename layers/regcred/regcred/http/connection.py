@@ -92,7 +92,7 @@ def _bound_by_deadline(sock: socket.socket) -> None:
 
 
 class _DeadlineSocket(socket.socket):
-    """A TCP socket whose reads never outlast the active deadline."""
+    """A TCP socket whose reads never outlast the active deadline; `_DeadlineSSLSocket` adds TLS's own."""
 
     def recv(self, *args: Any, **kwargs: Any) -> bytes:
         _bound_by_deadline(self)
@@ -103,16 +103,8 @@ class _DeadlineSocket(socket.socket):
         return super().recv_into(*args, **kwargs)
 
 
-class _DeadlineSSLSocket(ssl.SSLSocket):
-    """A TLS socket whose reads never outlast the active deadline."""
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        _bound_by_deadline(self)
-        return super().recv(*args, **kwargs)
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        _bound_by_deadline(self)
-        return super().recv_into(*args, **kwargs)
+class _DeadlineSSLSocket(_DeadlineSocket, ssl.SSLSocket):
+    """A TLS socket whose reads (``recv``, ``recv_into`` and ``read``) never outlast the active deadline."""
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
         _bound_by_deadline(self)
