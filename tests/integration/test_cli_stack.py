@@ -14,7 +14,7 @@ import pytest
 from regcred.cli import main
 from regcred.store import CURRENT, PENDING, PREVIOUS
 from tests.aws_setup import hub, rotation_function
-from tests.integration.test_rotation_stack import onboard, regcred, value
+from tests.integration.test_rotation_stack import onboard, regcred, rotating, value
 
 pytestmark = pytest.mark.stack
 
@@ -152,10 +152,7 @@ def test_rotate_wait_follows_a_rotation_until_promoted(
         name,
         admin_secret,
         stack_env["REGCRED_SEED_IMAGE"],
-        "--rotation-lambda",
-        function,
-        "--schedule",
-        "rate(30 days)",
+        *rotating(function),
     )
     assert done.returncode == 0, done.stderr
     waited = js(regcred(stack_env, "rotate", name, "--wait", "--timeout", "30", "--json"))
@@ -212,10 +209,7 @@ def test_onboard_dry_run_validates_everything_and_writes_nothing(
             name,
             admin_secret,
             stack_env["REGCRED_SEED_IMAGE"],
-            "--rotation-lambda",
-            function,
-            "--schedule",
-            "rate(30 days)",
+            *rotating(function),
             "--dry-run",
             "--json",
         )
@@ -239,10 +233,7 @@ def test_onboard_dry_run_validates_everything_and_writes_nothing(
         name,
         admin_secret,
         stack_env["REGCRED_SEED_IMAGE"],
-        "--rotation-lambda",
-        no_permission,
-        "--schedule",
-        "rate(30 days)",
+        *rotating(no_permission),
     )
     assert done.returncode == 69 and "add-permission" in done.stderr
     missing = no_permission.replace("rotate-", "gone-")
@@ -251,10 +242,7 @@ def test_onboard_dry_run_validates_everything_and_writes_nothing(
         name,
         admin_secret,
         stack_env["REGCRED_SEED_IMAGE"],
-        "--rotation-lambda",
-        missing,
-        "--schedule",
-        "rate(30 days)",
+        *rotating(missing),
     )
     assert done.returncode == 69 and "no such function" in done.stderr
     assert snapshot(sm, stack_env) == before
@@ -275,10 +263,7 @@ def test_a_rerun_says_how_to_finish_and_resume_enables_rotation(
             "onboard",
             onboarded,
             "--resume",
-            "--rotation-lambda",
-            function,
-            "--schedule",
-            "rate(7 days)",
+            *rotating(function, "rate(7 days)"),
             "--dry-run",
             "--json",
         )
@@ -291,10 +276,7 @@ def test_a_rerun_says_how_to_finish_and_resume_enables_rotation(
             "onboard",
             onboarded,
             "--resume",
-            "--rotation-lambda",
-            function,
-            "--schedule",
-            "rate(7 days)",
+            *rotating(function, "rate(7 days)"),
             "--json",
         )
     )
@@ -319,9 +301,7 @@ def test_a_failure_after_the_secret_exists_names_the_resume_command(
 
     monkeypatch.setattr(SecretStore, "enable_rotation", denied)
     name = f"batch/{uuid.uuid4().hex[:8]}"
-    code = onboard_here(
-        stack_env, name, admin_secret, "--rotation-lambda", function, "--schedule", "rate(30 days)", "--json"
-    )
+    code = onboard_here(stack_env, name, admin_secret, *rotating(function), "--json")
     body = json.loads(capsys.readouterr().out)
     assert code == 69 and body["secret_created"] is True
     assert (

@@ -54,6 +54,11 @@ def onboard(
     )
 
 
+def rotating(function: str, schedule: str = "rate(30 days)") -> tuple[str, ...]:
+    """The onboard flags that enable rotation by ``function`` on ``schedule``."""
+    return ("--rotation-lambda", function, "--schedule", schedule)
+
+
 def value(sm: Any, secret: str, stage: str) -> Any:
     return parse(sm.get_secret_value(SecretId=secret, VersionStage=stage)["SecretString"])
 
@@ -206,10 +211,7 @@ def test_onboard_with_a_rotation_lambda_enables_rotation_and_a_later_rotation_wo
         name,
         admin_secret,
         stack_env["REGCRED_SEED_IMAGE"],
-        "--rotation-lambda",
-        function,
-        "--schedule",
-        "rate(30 days)",
+        *rotating(function),
     )
     assert done.returncode == 0, done.stderr
     # Then the secret names the function, the admin secret is marked for the function's IAM condition,
