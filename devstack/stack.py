@@ -1,4 +1,11 @@
-"""The local stack: moto_server, the real distribution registry (token auth) and the Docker Hub fake.
+"""The local stack: moto_server, and for every provider a vendor fake beside its own real registry.
+
+- Docker Hub, GitLab, Harbor, Artifactory and GHCR: the vendor's fake (``devstack/fakes/<vendor>``: its API
+  and the registry token realm) and a distribution registry whose token realm is that fake;
+- static: a distribution registry with htpasswd (Basic) auth, whose credentials the stack creates
+  (``python -m devstack.stack credential static``), as an operator would at any registry.
+
+    python -m devstack.stack credential ghcr|static [--dir .stack]   # a new credential to `regcred import`
 
     python -m devstack.stack up [--dir .stack]     # start, seed images, write DIR/env; refused if running
     python -m devstack.stack down [--dir .stack]   # stop what `up` started (by pid), remove the pid files
@@ -42,6 +49,8 @@ from pathlib import Path
 
 import requests
 
+from devstack.fakes.profile import VendorProfile
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_BIN = "/usr/bin/docker-registry"
 HOST = "127.0.0.1"
@@ -51,7 +60,33 @@ SERVICE = "registry.docker.io"
 ISSUER = "auth.docker.io"
 PUBLIC_REPO = "library/public"
 SEED_IMAGES = (f"{ADMIN_USER}/app:1.0", f"{ORG}/tool:2.0", f"{PUBLIC_REPO}:latest")
-PROCESSES = ("moto", "registry", "dockerhub")
+BASE_PROCESSES = ("moto", "registry", "dockerhub")
+# The vendor fakes that follow devstack/fakes/profile.py (Docker Hub predates it and is started on its own).
+PROFILE_MODULES = (
+    "devstack.fakes.gitlab",
+    "devstack.fakes.harbor",
+    "devstack.fakes.artifactory",
+    "devstack.fakes.github",
+)
+STATIC_USER_PREFIX = "static-puller-"
+
+
+def profiles() -> list[VendorProfile]:
+    """The profiles of the vendor fakes, in PROFILE_MODULES order."""
+    import importlib
+
+    return [importlib.import_module(name).PROFILE for name in PROFILE_MODULES]
+
+
+def process_names() -> tuple[str, ...]:
+    names = list(BASE_PROCESSES)
+    for profile in profiles():
+        names += [profile.provider, f"{profile.provider}-registry"]
+    names.append("static-registry")
+    return tuple(names)
+
+
+PROCESSES = process_names()
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 
@@ -65,6 +100,10 @@ class StackError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ processes
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(24).replace("-", "A").replace("_", "b")
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -156,18 +195,23 @@ def push_image(registry: str, image: str, username: str, secret: str, http: requ
     repo, tag = image.rsplit(":", 1)
     base = f"http://{registry}"
     challenge = http.get(f"{base}/v2/", timeout=5)
-    params = _www_authenticate(challenge.headers.get("WWW-Authenticate", ""))
+    header = challenge.headers.get("WWW-Authenticate", "")
+    params = _www_authenticate(header)
     if challenge.status_code != 401 or "realm" not in params:
-        raise StackError(f"registry /v2/ gave {challenge.status_code} without a Bearer challenge")
-    tok = http.get(
-        params["realm"],
-        params={"service": params.get("service", ""), "scope": f"repository:{repo}:pull,push"},
-        auth=(username, secret),
-        timeout=5,
-    )
-    if tok.status_code != 200:
-        raise StackError(f"push token for {repo}: realm answered {tok.status_code} {tok.text[:200]}")
-    headers = {"Authorization": f"Bearer {tok.json()['token']}"}
+        raise StackError(f"registry /v2/ gave {challenge.status_code} without a challenge")
+    if header.lower().startswith("basic"):
+        headers = {"Authorization": requests.auth._basic_auth_str(username, secret)}
+    else:
+        tok = http.get(
+            params["realm"],
+            params={"service": params.get("service", ""), "scope": f"repository:{repo}:pull,push"},
+            auth=(username, secret),
+            timeout=5,
+        )
+        if tok.status_code != 200:
+            raise StackError(f"push token for {repo}: realm answered {tok.status_code} {tok.text[:200]}")
+        body = tok.json()
+        headers = {"Authorization": f"Bearer {body.get('token') or body.get('access_token')}"}
 
     layer, diff_id = _layer(f"regcred stack seed image {image}\n")
     config = json.dumps(
@@ -219,8 +263,40 @@ def push_image(registry: str, image: str, username: str, secret: str, http: requ
 
 # ------------------------------------------------------------------------------------------ stack
 
+STATIC_SEED_IMAGE = "team/app:1.0"
 
-def _registry_config(root: Path, port: int, realm: str, http_secret: str) -> str:
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _registry_config(
+    root: Path,
+    port: int,
+    realm: str,
+    http_secret: str,
+    *,
+    service: str = SERVICE,
+    issuer: str = ISSUER,
+    data: str = "registry-data",
+    htpasswd: Path | None = None,
+) -> str:
+    if htpasswd is not None:
+        auth = f"""\
+  htpasswd:
+    realm: {realm}
+    path: {htpasswd}
+"""
+    else:
+        auth = f"""\
+  token:
+    realm: {realm}
+    service: {service}
+    issuer: {issuer}
+    rootcertbundle: {root / "signing.crt"}
+"""
     return f"""\
 version: 0.1
 log:
@@ -230,7 +306,7 @@ log:
     disabled: false
 storage:
   filesystem:
-    rootdirectory: {root / "registry-data"}
+    rootdirectory: {root / data}
   delete:
     enabled: true
 http:
@@ -239,12 +315,22 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 auth:
-  token:
-    realm: {realm}
-    service: {SERVICE}
-    issuer: {ISSUER}
-    rootcertbundle: {root / "signing.crt"}
-"""
+{auth}"""
+
+
+def write_htpasswd(path: Path, users: dict[str, str]) -> None:
+    """The static registry's users, as bcrypt entries (the only kind distribution's htpasswd accepts). The
+    registry reads the file again when it changes."""
+    import bcrypt
+
+    lines = [
+        f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}\n" for u, p in users.items()
+    ]
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(lines)
+    os.replace(tmp, path)
 
 
 @dataclass
@@ -320,13 +406,25 @@ class Stack:
         if path.exists():
             return dict(json.loads(path.read_text()))
         values = {
-            "admin_secret": "dckr_pat_" + secrets.token_urlsafe(24).replace("-", "A").replace("_", "b"),
+            "admin_secret": "dckr_pat_" + _token(),
             "http_secret": secrets.token_hex(16),
         }
+        self._write_secrets(values)
+        return values
+
+    def _secret(self, key: str, prefix: str = "") -> str:
+        """A stack secret by name, made (and kept across down/up) on first use."""
+        values = self._secrets()
+        if key not in values:
+            values[key] = prefix + _token()
+            self._write_secrets(values)
+        return values[key]
+
+    def _write_secrets(self, values: dict[str, str]) -> None:
+        path = self.root / "secrets.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(values, fh)
-        return values
 
     def _start(self) -> None:
         from devstack.fakes.registry_tokens import ensure_signing_material
@@ -337,12 +435,16 @@ class Stack:
         (root / "registry-data").mkdir(exist_ok=True)
         hub_dir = root / "dockerhub"
         hub_dir.mkdir(exist_ok=True)
-        ensure_signing_material(root / "signing.key", root / "signing.crt")
+        key, cert = root / "signing.key", root / "signing.crt"
+        ensure_signing_material(key, cert)
         sec = self._secrets()
-        moto_port, reg_port, hub_port = _free_ports(3)
+        vendors = profiles()
+        ports = iter(_free_ports(4 + 2 * len(vendors)))
+        moto_port, reg_port, hub_port, static_port = next(ports), next(ports), next(ports), next(ports)
         hub_url = f"http://{HOST}:{hub_port}"
         registry_yml = root / "registry.yml"
         registry_yml.write_text(_registry_config(root, reg_port, f"{hub_url}/token", sec["http_secret"]))
+        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
         # moto_server with its RotationEnabled corrected (devstack/moto_server.py).
         self._spawn(
@@ -354,14 +456,66 @@ class Stack:
             "--host", HOST, "--port", str(hub_port), "--state-dir", str(hub_dir),
             "--admin-user", ADMIN_USER, "--org", ORG, "--public", PUBLIC_REPO,
             "--service", SERVICE, "--issuer", ISSUER,
-            "--key", str(root / "signing.key"), "--cert", str(root / "signing.crt"),
+            "--key", str(key), "--cert", str(cert),
         ]  # fmt: skip
-        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         self._spawn(
             "dockerhub",
             hub_cmd,
             {"FAKE_DOCKERHUB_ADMIN_SECRET": sec["admin_secret"], "PYTHONPATH": pythonpath},
         )
+
+        # Every other vendor: its fake, and a registry whose token realm it is.
+        started: list[tuple[VendorProfile, str, str, str]] = []
+        for profile in vendors:
+            fake_port, vendor_reg_port = next(ports), next(ports)
+            state_dir = root / profile.provider
+            state_dir.mkdir(exist_ok=True)
+            (root / f"registry-data-{profile.provider}").mkdir(exist_ok=True)
+            url = f"http://{HOST}:{fake_port}"
+            admin_secret = self._secret(f"{profile.provider}_admin_secret", profile.admin_secret_prefix)
+            config_path = root / f"registry-{profile.provider}.yml"
+            config_path.write_text(
+                _registry_config(
+                    root,
+                    vendor_reg_port,
+                    url + profile.realm_path,
+                    sec["http_secret"],
+                    service=profile.service,
+                    issuer=profile.issuer,
+                    data=f"registry-data-{profile.provider}",
+                )
+            )
+            argv = [
+                sys.executable, "-m", profile.module,
+                "--host", HOST, "--port", str(fake_port), "--state-dir", str(state_dir),
+                "--key", str(key), "--cert", str(cert),
+                "--service", profile.service, "--issuer", profile.issuer,
+                "--admin-user", profile.admin_user, *profile.extra_args,
+            ]  # fmt: skip
+            self._spawn(profile.provider, argv, {profile.secret_env: admin_secret, "PYTHONPATH": pythonpath})
+            self._spawn(f"{profile.provider}-registry", [REGISTRY_BIN, "serve", str(config_path)], {})
+            started.append((profile, url, f"{HOST}:{vendor_reg_port}", admin_secret))
+
+        # The static registry: htpasswd users that the stack creates, as an operator would at any registry.
+        static_dir = root / "static"
+        static_dir.mkdir(exist_ok=True)
+        (root / "registry-data-static").mkdir(exist_ok=True)
+        htpasswd = static_dir / "htpasswd"
+        static_users = self._static_users()
+        write_htpasswd(htpasswd, static_users)
+        static_yml = root / "registry-static.yml"
+        static_yml.write_text(
+            _registry_config(
+                root,
+                static_port,
+                "regcred-static",
+                sec["http_secret"],
+                data="registry-data-static",
+                htpasswd=htpasswd,
+            )
+        )
+        self._spawn("static-registry", [REGISTRY_BIN, "serve", str(static_yml)], {})
+        static_registry = f"{HOST}:{static_port}"
 
         with requests.Session() as http:
             self._wait("moto", f"http://{HOST}:{moto_port}/moto-api/", http, t0)
@@ -370,6 +524,14 @@ class Stack:
             registry = f"{HOST}:{reg_port}"
             for image in SEED_IMAGES:
                 push_image(registry, image, ADMIN_USER, sec["admin_secret"], http)
+            for profile, url, vendor_registry, admin_secret in started:
+                self._wait(profile.provider, url + profile.ready_path, http, t0)
+                self._wait(f"{profile.provider}-registry", f"http://{vendor_registry}/v2/", http, t0)
+                for image in profile.seed_images:
+                    push_image(vendor_registry, image, profile.admin_user, admin_secret, http)
+            self._wait("static-registry", f"http://{static_registry}/v2/", http, t0)
+            admin_user, admin_password = next(iter(static_users.items()))
+            push_image(static_registry, STATIC_SEED_IMAGE, admin_user, admin_password, http)
 
         self.env = {
             "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
@@ -392,21 +554,109 @@ class Stack:
             # Test-only record of every token the fake minted, in clear, so that tests can prove none of
             # them leaked into any output (the fake's state keeps only digests).
             "REGCRED_DOCKERHUB_MINTED": str(hub_dir / "minted-secrets.jsonl"),
-            # The deployment allow-lists of the local stack: its registry and the fake (the registry's token
-            # realm and the Docker Hub API). Only these loopback destinations may be reached, over http.
-            "REGCRED_ALLOWED_REGISTRY_HOSTS": f"http://{registry} {hub_url}",
-            "REGCRED_ALLOWED_API_HOSTS": hub_url,
-            # Nothing but loopback hosts: with this file sourced, the CLI refuses the providers' real hosts.
-            "REGCRED_LOCAL_ONLY": "1",
             # What `regcred onboard --provider dockerhub` uses when --registry / --api are not given.
             "REGCRED_DOCKERHUB_REGISTRY": registry,
             "REGCRED_DOCKERHUB_SEED_IMAGE": SEED_IMAGES[0],
             "REGCRED_DOCKERHUB_ONBOARD_ARGS": "",
         }
+        registry_hosts = [f"http://{registry}", hub_url, f"http://{static_registry}"]
+        api_hosts = [hub_url]
+        for profile, url, vendor_registry, admin_secret in started:
+            prefix = f"REGCRED_{profile.provider.upper()}_"
+            self.env.update(
+                {
+                    prefix + "API": url,
+                    prefix + "REGISTRY": vendor_registry,
+                    prefix + "ADMIN_USER": profile.admin_user,
+                    prefix + "ADMIN_TOKEN": admin_secret,
+                    prefix + "SEED_IMAGE": profile.seed_images[0] if profile.seed_images else "",
+                    prefix + "ONBOARD_ARGS": profile.onboard_args,
+                    prefix + "LOG": str(root / profile.provider / "requests.jsonl"),
+                    prefix + "MINTED": str(root / profile.provider / "minted-secrets.jsonl"),
+                }
+            )
+            for key_name, template in profile.extra_env.items():
+                self.env[key_name] = template.format(api=url, registry=vendor_registry)
+            registry_hosts += [f"http://{vendor_registry}", url]
+            api_hosts.append(url)
+        (first_user, first_token), (next_user, next_token) = list(static_users.items())[1:3]
+        self.env.update(
+            {
+                # No vendor API: the credentials are created at the registry (`stack credential static`).
+                "REGCRED_STATIC_API": "",
+                "REGCRED_STATIC_REGISTRY": static_registry,
+                "REGCRED_STATIC_ADMIN_USER": first_user,
+                "REGCRED_STATIC_ADMIN_TOKEN": first_token,
+                "REGCRED_STATIC_IMPORT_USER": next_user,
+                "REGCRED_STATIC_IMPORT_TOKEN": next_token,
+                "REGCRED_STATIC_SEED_IMAGE": STATIC_SEED_IMAGE,
+                "REGCRED_STATIC_ONBOARD_ARGS": f"--username {first_user}",
+                "REGCRED_STATIC_HTPASSWD": str(htpasswd),
+            }
+        )
+        self.env.update(
+            {
+                # The deployment allow-lists of the local stack: its registries and the fakes (token realms
+                # and vendor APIs). Only these loopback destinations may be reached, over http.
+                "REGCRED_ALLOWED_REGISTRY_HOSTS": " ".join(registry_hosts),
+                "REGCRED_ALLOWED_API_HOSTS": " ".join(api_hosts),
+                # Nothing but loopback hosts: with this file sourced, the CLI refuses the real hosts.
+                "REGCRED_LOCAL_ONLY": "1",
+            }
+        )
+        self._extra_credentials()
         text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+
+    def _static_users(self) -> dict[str, str]:
+        """The static registry's users: a seeding identity, then pull credentials (kept across down/up)."""
+        path = self.root / "static" / "users.json"
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        users = {"static-admin": _token()}
+        for n in (1, 2):
+            users[f"{STATIC_USER_PREFIX}{n}"] = _token()
+        _write_private(path, json.dumps(users))
+        return users
+
+    def new_static_credential(self) -> tuple[str, str]:
+        """Create a static registry user (an operator making a credential at the registry)."""
+        users = self._static_users()
+        username = f"{STATIC_USER_PREFIX}{len(users)}"
+        users[username] = _token()
+        _write_private(self.root / "static" / "users.json", json.dumps(users))
+        write_htpasswd(self.root / "static" / "htpasswd", users)
+        return username, users[username]
+
+    def _extra_credentials(self) -> None:
+        """Exports for the import providers: a second credential, ready for `regcred import`."""
+        if "REGCRED_GHCR_API" in self.env:
+            login, token = self.new_ghcr_credential()
+            self.env["REGCRED_GHCR_IMPORT_USER"] = login
+            self.env["REGCRED_GHCR_IMPORT_TOKEN"] = token
+            # The first credential the stack hands out for onboarding (the admin PAT seeds the images).
+            first_login, first = self.new_ghcr_credential()
+            self.env["REGCRED_GHCR_ADMIN_USER"] = first_login
+            self.env["REGCRED_GHCR_ADMIN_TOKEN"] = first
+
+    def new_ghcr_credential(self) -> tuple[str, str]:
+        """A new classic PAT with read:packages from the GitHub fake (standing in for GitHub's settings page,
+        where a user creates one)."""
+        admin = self._secret("ghcr_admin_secret")
+        login = self.env.get("REGCRED_GHCR_ADMIN_USER") or next(
+            p.admin_user for p in profiles() if p.provider == "ghcr"
+        )
+        reply = requests.post(
+            f"{self.env['REGCRED_GHCR_API']}/_fake/tokens",
+            json={"scopes": ["read:packages"], "expires_at": None},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=5,
+        )
+        if reply.status_code != 201:
+            raise StackError(f"the GitHub fake did not create a token: HTTP {reply.status_code}")
+        return login, str(reply.json()["token"])
 
     def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str]) -> None:
         log = self.log_file(name).open("ab")
@@ -511,7 +761,8 @@ class Stack:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m devstack.stack", description="regcred's local stack")
-    p.add_argument("command", choices=("up", "down", "env", "status"))
+    p.add_argument("command", choices=("up", "down", "env", "status", "credential"))
+    p.add_argument("provider", nargs="?", choices=("ghcr", "static"), help="credential: for which provider")
     p.add_argument("--dir", type=Path, default=Path(".stack"), help="stack directory (default .stack)")
     args = p.parse_args(argv)
     try:
@@ -531,12 +782,26 @@ def main(argv: list[str] | None = None) -> int:
                     f"no running stack in {stack.root}: run `python -m devstack.stack up --dir {args.dir}`"
                 )
             sys.stdout.write(stack.env_file.read_text())
+        elif args.command == "credential":
+            # A new credential for `regcred import`: JSON {"username", "password"} on stdout.
+            stack = Stack.attach(args.dir)
+            if not stack.running() or not args.provider:
+                raise StackError(
+                    "usage: python -m devstack.stack credential ghcr|static (on a running stack)"
+                )
+            with _dir_lock(stack.root):
+                user, token = (
+                    stack.new_static_credential()
+                    if args.provider == "static"
+                    else stack.new_ghcr_credential()
+                )
+            print(json.dumps({"username": user, "password": token}))
         else:
             stack = Stack.attach(args.dir)
             recorded, alive = stack.pids(), stack.running()
             for name in PROCESSES:
                 state = "running" if name in alive else ("dead" if name in recorded else "not started")
-                print(f"{name:10} {recorded.get(name, '-')!s:>8}  {state}")
+                print(f"{name:20} {recorded.get(name, '-')!s:>8}  {state}")
             return 0 if alive and len(alive) == len(PROCESSES) else 1
     except StackError as err:
         print(f"devstack.stack {args.command}: {err}", file=sys.stderr)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: onboard a Docker Hub credential on the local stack, check it, rotate it, and show that
-# the new credential pulls from the real registry while AWSPREVIOUS still holds the old one.
+# make demo: on the local stack, onboard a Docker Hub credential, check it, rotate it, and show that the
+# new credential pulls from the real registry while AWSPREVIOUS still holds the old one; then the same
+# for GitLab deploy tokens, through to retirement, and an import for a registry regcred cannot mint for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -9,7 +10,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 $PY -m devstack.stack down --dir "$DIR" >/dev/null 2>&1 || true
 trap '$PY -m devstack.stack down --dir "$DIR" >/dev/null; echo; echo "stack stopped"' EXIT
-say "local stack: moto_server, the distribution registry (token auth), a Docker Hub API fake"
+say "local stack: moto_server, and for each vendor its API fake beside a real distribution registry"
 $PY -m devstack.stack up --dir "$DIR"
 # shellcheck disable=SC1091
 source "$DIR/env"
@@ -42,3 +43,35 @@ say "the new credential (AWSCURRENT) pulls"
 regcred check demo/batch-pull --stage AWSCURRENT
 say "the old credential (AWSPREVIOUS) still pulls during its grace period"
 regcred check demo/batch-pull --stage AWSPREVIOUS
+
+say "a second vendor: GitLab, with its own fake and registry (deploy tokens, project $REGCRED_GITLAB_SEED_IMAGE)"
+$PY - <<'PY'
+import json, os, boto3
+boto3.client("secretsmanager").create_secret(Name="demo/gitlab-admin", SecretString=json.dumps(
+    {"username": os.environ["REGCRED_GITLAB_ADMIN_USER"], "password": os.environ["REGCRED_GITLAB_ADMIN_TOKEN"]}))
+print("created demo/gitlab-admin")
+PY
+# shellcheck disable=SC2086 # ONBOARD_ARGS holds several flags
+regcred onboard demo/gitlab-pull --provider gitlab --admin-secret demo/gitlab-admin \
+    --image "$REGCRED_GITLAB_SEED_IMAGE" $REGCRED_GITLAB_ONBOARD_ARGS
+regcred rotate demo/gitlab-pull --local
+regcred show demo/gitlab-pull
+
+say "the grace period over (regcred:grace=0s): retire the old deploy token, deleted at GitLab"
+$PY -c 'import boto3; boto3.client("secretsmanager").tag_resource(SecretId="demo/gitlab-pull", Tags=[{"Key": "regcred:grace", "Value": "0s"}])'
+regcred retire demo/gitlab-pull
+if regcred check demo/gitlab-pull --stage AWSPREVIOUS; then
+    echo "unexpected: the retired deploy token still pulls" >&2
+    exit 1
+fi
+echo "(exit 1 is the point: the registry refuses the retired token on a fresh login)"
+
+say "a registry regcred cannot mint for (static): onboard, then import a new credential"
+# shellcheck disable=SC2086
+echo "$REGCRED_STATIC_ADMIN_TOKEN" | regcred onboard demo/static-pull --provider static \
+    --image "$REGCRED_STATIC_SEED_IMAGE" $REGCRED_STATIC_ONBOARD_ARGS
+echo "$REGCRED_STATIC_IMPORT_TOKEN" | regcred import demo/static-pull --username "$REGCRED_STATIC_IMPORT_USER"
+regcred show demo/static-pull
+
+say "every provider, and what it declares (regcred providers)"
+regcred providers

@@ -17,11 +17,20 @@ MANIFEST_TYPES = ", ".join(
 
 
 def manifest_status(registry: str, username: str, password: str, repository: str, reference: str) -> int:
-    """HTTP status of HEAD /v2/<repository>/manifests/<reference> after the Bearer token dance;
-    401 from the token endpoint is returned as is."""
+    """HTTP status of HEAD /v2/<repository>/manifests/<reference> after the Bearer token dance (a fresh
+    login every time: registry bearer tokens outlive a revocation); 401 from the token endpoint is returned
+    as is."""
     base = f"http://{registry}"
     challenge = requests.get(f"{base}/v2/", timeout=5).headers.get("WWW-Authenticate", "")
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    if challenge.lower().startswith("basic"):
+        # A registry with Basic auth (htpasswd): the credential goes with the request itself.
+        return requests.head(
+            f"{base}/v2/{repository}/manifests/{reference}",
+            auth=(username, password),
+            headers={"Accept": MANIFEST_TYPES},
+            timeout=5,
+        ).status_code
     token = requests.get(
         params["realm"],
         params={"service": params["service"], "scope": f"repository:{repository}:pull", "account": username},

@@ -194,3 +194,43 @@ def test_secret_retrieval_diagnoses_the_execution_role_and_never_rotates(
         aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"]
     )
     assert current.token_id == old.token_id
+
+
+def test_a_rejected_static_credential_asks_for_an_import_and_never_rotates(
+    aws: dict[str, Any],
+    stack: Any,
+    stack_env: dict[str, str],
+    remediate: tuple[Any, SecretsManagerRotation],
+) -> None:
+    import subprocess
+
+    from devstack.stack import write_htpasswd
+    from tests.integration.conftest import cli_env
+
+    app, rotation = remediate
+    # Given a static secret onboarded with a credential the registry then deletes
+    user, token = stack.new_static_credential()
+    name = f"batch/static-{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(
+        ["regcred", "onboard", name, "--provider", "static", "--username", user,
+         "--image", stack_env["REGCRED_STATIC_SEED_IMAGE"]],
+        env=cli_env(stack_env), input=token + "\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    users = stack._static_users()
+    users.pop(user)
+    write_htpasswd(Path(stack_env["REGCRED_STATIC_HTPASSWD"]), users)
+    arn = aws["secretsmanager"].describe_secret(SecretId=name)["ARN"]
+    static_env = dict(stack_env)
+    static_env.update(
+        REGCRED_REGISTRY=stack_env["REGCRED_STATIC_REGISTRY"],
+        REGCRED_SEED_IMAGE=stack_env["REGCRED_STATIC_SEED_IMAGE"],
+    )
+    event = failed_job(aws, static_env, arn)
+    # When its jobs fail to pull
+    result = app.handler(event, LambdaContext())
+    # Then remediation says a person must import a new token, and no RotateSecret is attempted
+    assert result["class"] == "auth" and result["diagnosis"] == "import_needed", result
+    assert rotation.calls == []
+    tags = aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]
+    assert tags["regcred:diagnosis"] == "import_needed"

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from devstack.fakes.dockerhub import Config, make_server
-from devstack.stack import Stack, StackError, _start_ticks
+from devstack.stack import PROCESSES, Stack, StackError, _start_ticks
 
 pytestmark = [pytest.mark.stack, pytest.mark.enable_socket]
 
@@ -470,7 +470,8 @@ def test_fake_state_survives_restart_and_pat_bearer_policy(tmp_path: Path, stack
 def test_down_stops_everything_and_up_refuses_a_running_dir(tmp_path: Path) -> None:
     s = Stack.up(tmp_path / "s")
     pids = s.pids()
-    assert set(pids) == {"moto", "registry", "dockerhub"}
+    assert set(pids) == set(PROCESSES) and {"moto", "registry", "dockerhub", "static-registry"} <= set(pids)
+    assert {"gitlab", "harbor", "artifactory", "ghcr"} <= set(pids)
     ticks = {name: _start_ticks(pid) for name, pid in pids.items()}
     assert all(ticks.values())
     with pytest.raises(StackError, match="already running"):

@@ -15,7 +15,9 @@ from regcred.cli.base import wants_json
 
 AUTH_MSG = "Error response from daemon: unauthorized: authentication required"
 RATE_MSG = "ERROR: toomanyrequests: Too Many Requests."
-COMMANDS = ("onboard", "check", "show", "list", "rotate", "retire", "diagnose", "classify")
+COMMANDS = (
+    "onboard", "providers", "import", "check", "show", "list", "rotate", "retire", "diagnose", "classify"
+)  # fmt: skip
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -7,10 +7,12 @@ import base64
 import binascii
 import json
 import re
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from devstack.fakes.faults import drop
 from devstack.fakes.registry_tokens import now, rfc3339
 
 from .hub import Config, Hub, HubError
@@ -94,21 +96,54 @@ class Handler(BaseHTTPRequestHandler):
             "auth_scheme": auth.split(" ", 1)[0].lower() if auth else None,
             "identity": None,
         }
+        control = self.hub.faults.control(method, split.path, self._control_body())
+        if control is not None:
+            self._send(control[0], control[1], {})
+            return
+        fault = self.hub.faults.take(method, split.path)
+        if fault is not None and fault.delay_s:
+            time.sleep(fault.delay_s)
+        if fault is not None and not fault.after:
+            if fault.drop:
+                drop(self)
+                return
+            status, body, headers = fault.status, fault.body, dict(fault.headers)
+            if body is None:
+                body = {
+                    "message": f"injected {fault.status}",
+                    "errinfo": {},
+                    "detail": f"injected {fault.status}",
+                }
+        else:
+            status, body, headers = self._answer(method, split.path)
+            if fault is not None:  # the real work is done: then the answer is lost, or replaced
+                if fault.drop:
+                    drop(self)
+                    return
+                status, headers = fault.status, dict(fault.headers)
+                body = fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
+        self._entry["status"] = status
+        self.hub.log(self._entry)
+        self._send(status, body, headers, head=(method == "HEAD"))
+
+    def _answer(self, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
         try:
-            status, body, headers = self._route(method, split.path)
+            return self._route(method, path)
         except HubError as err:
-            status, headers = err.status, {}
-            body = {"message": err.message, "errinfo": err.errinfo, "detail": err.message}
+            return err.status, {"message": err.message, "errinfo": err.errinfo, "detail": err.message}, {}
         except Exception as err:  # keep serving; report as 500 in Hub's error shape
-            status, headers = 500, {}
             body = {
                 "message": "internal error",
                 "errinfo": {"type": type(err).__name__},
                 "detail": "internal error",
             }
-        self._entry["status"] = status
-        self.hub.log(self._entry)
-        self._send(status, body, headers, head=(method == "HEAD"))
+            return 500, body, {}
+
+    def _control_body(self) -> Any:
+        try:
+            return json.loads(self._raw_body) if self._raw_body else None
+        except ValueError:
+            return None
 
     def _send(self, status: int, body: Any, headers: dict[str, str], head: bool = False) -> None:
         payload = b"" if body is None else json.dumps(body).encode()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.fakes.faults import Faults
 from devstack.fakes.registry_tokens import (
     Signer,
     ensure_signing_material,
@@ -68,6 +69,7 @@ class Hub:
         self.log_path = config.state_dir / "requests.jsonl"
         self._log_lock = threading.Lock()
         self.public = {r.lower() for r in config.public_repos}
+        self.faults = Faults()  # fault injection (devstack/fakes/faults.py): test-only
 
     # ---- request log
 

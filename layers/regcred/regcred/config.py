@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import ConfigurationError
@@ -102,6 +102,8 @@ class SecretConfig:
     org: str | None
     promoted_at: datetime | None
     retired_token_id: str | None
+    # Every tag of the secret: provider settings are read from them (`regcred.providers.settings_of`).
+    tags: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str], secret_name: str) -> SecretConfig:
@@ -142,6 +144,7 @@ class SecretConfig:
             org=tags.get(ORG, "").strip() or None,
             promoted_at=_tag_time(promoted, PROMOTED_AT) if promoted else None,
             retired_token_id=tags.get(RETIRED_TOKEN, "").strip() or None,
+            tags=dict(tags),
         )
 
 

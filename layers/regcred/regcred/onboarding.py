@@ -22,6 +22,9 @@ from typing import Any
 from . import config, labels, providers
 from .aws import aws_error_code
 from .errors import ConfigurationError, RegcredError
+from .importing import fingerprint
+from .onboarding_checks import check_rotation_function, check_values, validate_schedule
+from .providers.base import ImportedCredential
 from .revocation import revoke_minted
 from .rotation import Rotator, StepContext
 from .routing import Deployment
@@ -38,92 +41,6 @@ __all__ = [
     "validate_schedule",
 ]
 
-# Secrets Manager rotates at most every four hours; AutomaticallyAfterDays ranges 1..1000 (API reference,
-# RotationRulesType: "You can rotate a secret as often as every four hours"; "Valid Range: Minimum value of 1.
-# Maximum value of 1000.").
-_RATE = re.compile(r"rate\((\d{1,5}) (hours?|days?)\)")
-_CRON = re.compile(r"cron\(([^()]+)\)")
-MIN_RATE_HOURS, MAX_RATE_DAYS = 4, 1000
-
-
-def validate_schedule(text: str) -> str:
-    """A Secrets Manager ScheduleExpression: ``rate(N hours|days)`` (4 hours to 1000 days) or ``cron(...)``
-    with six fields. ConfigurationError naming the flag otherwise."""
-    rate = _RATE.fullmatch(text)
-    if rate:
-        number, unit = int(rate.group(1)), rate.group(2)
-        hours = number if unit.startswith("hour") else number * 24
-        if hours < MIN_RATE_HOURS or hours > MAX_RATE_DAYS * 24 or number == 0:
-            raise ConfigurationError(
-                f"--schedule {text!r}: Secrets Manager rotates between every {MIN_RATE_HOURS} hours and "
-                f"every {MAX_RATE_DAYS} days"
-            )
-        if (unit in ("hour", "day")) != (number == 1):
-            raise ConfigurationError(f"--schedule {text!r}: write rate(1 day), rate(2 days), rate(12 hours)")
-        return text
-    cron = _CRON.fullmatch(text)
-    if cron and len(cron.group(1).split()) == 6:
-        return text
-    raise ConfigurationError(
-        f"--schedule {text!r} is not a Secrets Manager schedule: use rate(30 days), rate(12 hours) or a "
-        "six-field cron(...) expression such as cron(0 4 ? * SUN *)"
-    )
-
-
-def check_values(*, rotation_lambda: str | None, schedule: str | None, grace: str, ttl: str) -> None:
-    """The onboard values that are wrong whatever AWS says (ConfigurationError naming the flag): the
-    rotation function and schedule go together, the schedule's grammar, the grace and ttl ranges."""
-    if bool(rotation_lambda) != bool(schedule):
-        raise ConfigurationError("--rotation-lambda and --schedule go together: give both or neither")
-    if schedule:
-        validate_schedule(schedule)
-    config.parse_duration(grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1])
-    config.parse_duration(ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
-
-
-def check_rotation_function(lam: Any, arn: str) -> None:
-    """The rotation function exists and its resource policy lets Secrets Manager invoke it."""
-    import json
-
-    try:
-        lam.get_function(FunctionName=arn)
-    except Exception as exc:
-        code = aws_error_code(exc)
-        if code == "ResourceNotFoundException":
-            raise ConfigurationError(
-                f"--rotation-lambda {arn}: no such function (use the RotateFunctionArn output of the "
-                "regcred stack)"
-            ) from None
-        raise ConfigurationError(f"--rotation-lambda {arn}: lambda:GetFunction failed ({code})") from None
-    try:
-        policy = json.loads(lam.get_policy(FunctionName=arn).get("Policy") or "{}")
-    except Exception as exc:
-        if aws_error_code(exc) != "ResourceNotFoundException":
-            raise ConfigurationError(
-                f"--rotation-lambda {arn}: lambda:GetPolicy failed ({aws_error_code(exc)})"
-            ) from None
-        policy = {}
-    for statement in policy.get("Statement") or []:
-        principal = statement.get("Principal") or {}
-        service = principal.get("Service") if isinstance(principal, dict) else None
-        services = service if isinstance(service, list) else [service]
-        actions = statement.get("Action")
-        actions = actions if isinstance(actions, list) else [actions]
-        if (
-            statement.get("Effect") == "Allow"
-            and "secretsmanager.amazonaws.com" in services
-            and ({"lambda:InvokeFunction", "lambda:*"} & set(actions))
-        ):
-            return
-    raise ConfigurationError(
-        f"--rotation-lambda {arn}: Secrets Manager may not invoke it (no resource policy statement allows "
-        "secretsmanager.amazonaws.com lambda:InvokeFunction). The regcred stack's RotateFunction has one; "
-        "for "
-        f"another function: aws lambda add-permission --function-name {arn} --statement-id SecretsManager "
-        "--action lambda:InvokeFunction --principal secretsmanager.amazonaws.com"
-    )
-
-
 # The flag each configuration tag comes from, for messages about a secret that is being onboarded.
 _FLAG_OF_TAG = {
     config.REGISTRY: "--registry",
@@ -132,7 +49,6 @@ _FLAG_OF_TAG = {
     config.IMAGES: "--image",
     config.TTL: "--ttl",
     config.GRACE: "--grace",
-    config.ORG: "--org",
     config.ADMIN_SECRET: "--admin-secret",
     config.PROVIDER: "--provider",
 }
@@ -140,10 +56,13 @@ _TAG_PHRASE = re.compile(r"(?:the )?(regcred:[a-z-]+)(?: tag)?")
 
 
 def in_flags(message: str) -> str:
-    """A configuration message with each tag named by the onboard flag that sets it."""
+    """A configuration message with each tag named by the onboard flag that sets it (a provider setting
+    ``regcred:<name>`` by ``--<name>``)."""
+    settings = {s.tag: f"--{s.name}" for p in providers.plugins().values() for s in p.spec.settings}
 
     def flag(match: re.Match[str]) -> str:
-        return _FLAG_OF_TAG.get(match.group(1), match.group(0))
+        tag = match.group(1)
+        return _FLAG_OF_TAG.get(tag) or settings.get(tag) or match.group(0)
 
     return _TAG_PHRASE.sub(flag, message)
 
@@ -154,11 +73,11 @@ class OnboardRequest:
 
     name: str
     provider: str
-    admin_secret: str
+    admin_secret: str | None
     images: tuple[str, ...] = ()
     registry: str | None = None
     api: str | None = None
-    org: str | None = None
+    org: str | None = None  # Docker Hub's setting, kept as a field: the same as settings["org"]
     realm_hosts: tuple[str, ...] = ()
     grace: str = "24h"
     ttl: str = "90d"
@@ -167,22 +86,24 @@ class OnboardRequest:
     schedule: str | None = None
     username: str | None = None  # import this user's token instead of minting
     password: str | None = field(default=None, repr=False)
+    settings: tuple[tuple[str, str], ...] = ()  # provider settings (name, value): tags regcred:<name>
 
     def tags(self) -> dict[str, str]:
         tags = {
             config.MANAGED: "true",
             config.PROVIDER: self.provider,
-            config.ADMIN_SECRET: self.admin_secret,
             config.GRACE: self.grace,
             config.TTL: self.ttl,
         }
         optional = {
+            config.ADMIN_SECRET: self.admin_secret,
             config.API: self.api,
             config.REGISTRY: self.registry,
             config.ORG: self.org,
             config.REALM_HOSTS: " ".join(self.realm_hosts),
             config.IMAGES: " ".join(self.images),
         }
+        optional.update({f"{config.PREFIX}{k}": v for k, v in self.settings})
         tags.update({k: v for k, v in optional.items() if v})
         return tags
 
@@ -260,10 +181,26 @@ class Onboarding:
     def _validate(
         self, request: OnboardRequest, *, existing: SecretState | None = None
     ) -> tuple[StepContext, list[str]]:
-        if request.provider not in providers.KNOWN:
+        if request.provider not in providers.known():
             raise ConfigurationError(
-                f"--provider {request.provider!r}: known providers are {', '.join(providers.KNOWN)}"
+                f"--provider {request.provider!r}: known providers are {', '.join(providers.known())}"
             )
+        spec = providers.spec_for(request.provider)
+        if not spec.can_mint:
+            if request.username is None:
+                raise ConfigurationError(
+                    f"regcred cannot mint {spec.name} credentials: give --username and the token (prompted, "
+                    "or one line of stdin) to import"
+                )
+            if request.rotation_lambda or request.schedule:
+                raise ConfigurationError(
+                    f"regcred cannot mint {spec.name} credentials, so the rotate function cannot rotate "
+                    "them: "
+                    "drop --rotation-lambda and --schedule, and replace the token with `regcred import` "
+                    "(the sweep and `regcred retire` retire the old one)"
+                )
+        elif not (request.admin_secret or (existing is not None and existing.config.admin_secret)):
+            raise ConfigurationError(f"--admin-secret is required: the {spec.name} provider mints with it")
         check_values(
             rotation_lambda=request.rotation_lambda,
             schedule=request.schedule,
@@ -291,13 +228,22 @@ class Onboarding:
             if not request.password:
                 raise ConfigurationError("the token to import is empty: nothing was stored")
             validate(SecretValue(username=request.username, password=request.password))
-        self.say("checking the admin secret")
-        providers.read_admin_credential(
-            self.store,
-            ctx.cfg.admin_secret or request.admin_secret,
-            secret_name=request.name,
-            require_binding=False,
-        )
+        providers.settings_of(ctx.spec, ctx.cfg, secret_name=request.name)
+        life = ctx.spec.lifetime
+        if ctx.spec.can_mint and (
+            ctx.cfg.ttl_s < life.min_s or (life.max_s is not None and ctx.cfg.ttl_s > life.max_s)
+        ):
+            cap = f" and at most {life.max_s // 3600} h" if life.max_s is not None else ""
+            raise ConfigurationError(
+                f"--ttl: {ctx.spec.name} credentials must live at least {life.min_s // 3600} h{cap} "
+                f"({life.note or 'the vendor limit'})"
+            )
+        admin_secret = ctx.cfg.admin_secret or request.admin_secret
+        if ctx.spec.needs_admin and admin_secret:
+            self.say("checking the admin secret")
+            providers.read_admin_credential(
+                self.store, admin_secret, secret_name=request.name, require_binding=False, spec=ctx.spec
+            )
         return ctx, images
 
     def _existing(self, name: str) -> SecretState | None:
@@ -368,19 +314,29 @@ class Onboarding:
         plan = []
         bind = (
             self._bind_admin(request.admin_secret, request.name, dry_run=True)
-            if request.username is None
+            if request.username is None and request.admin_secret
             else None
         )
         if bind:
             plan.append(f"would {bind}")
         if request.username is None:
             # A read at the vendor proves the admin credential and the API; minting is what is left.
+            assert request.admin_secret is not None
             admin = providers.read_admin_credential(
-                self.store, request.admin_secret, secret_name=request.name, require_binding=False
+                self.store,
+                request.admin_secret,
+                secret_name=request.name,
+                require_binding=False,
+                spec=ctx.spec,
             )
             self.say("checking the admin credential at the vendor")
             provider = providers.build(
-                ctx.cfg, ctx.route, admin, transport=self.rotator.transport, deadline=ctx.deadline
+                ctx.cfg,
+                ctx.route,
+                admin,
+                transport=self.rotator.transport,
+                deadline=ctx.deadline,
+                secret_name=request.name,
             )
             listed = len(provider.list_tokens())
             api = ctx.route.api.netloc if ctx.route.api else request.provider
@@ -391,6 +347,7 @@ class Onboarding:
         else:
             assert request.password is not None
             value = SecretValue(username=request.username, password=request.password)
+            self._inspect(ctx, request)
             self.say(f"proving the token pulls {len(images)} image(s)")
             result = self.rotator.check(ctx, value, images, prove=True)
             if not result.ok:
@@ -411,14 +368,19 @@ class Onboarding:
         now = self._now()
         if request.username is not None:
             assert request.password is not None
+            facts = self._inspect(ctx, request)
             value = SecretValue(
                 username=request.username,
                 password=request.password,
                 registry=ctx.route.registry_name,
                 provider=request.provider,
+                # A credential regcred cannot mint is named by its fingerprint, so that it can be retired.
+                token_id=None if ctx.spec.can_mint else fingerprint(request.password),
+                expires_at=facts.expires_at if facts is not None else None,
                 issued_at=now,
             )
             return value, None
+        assert request.admin_secret is not None
         self._bind_admin(request.admin_secret, request.name, dry_run=False)
         provider = self.rotator.build_provider(ctx)
         self.say(f"minting a {request.provider} token")
@@ -437,6 +399,20 @@ class Onboarding:
             issued_at=now,
         )
         return value, provider
+
+    def _inspect(self, ctx: StepContext, request: OnboardRequest) -> ImportedCredential | None:
+        """What the vendor of a provider that cannot mint says about the imported token (None for the
+        others: an imported Docker Hub token is only proven at the registry)."""
+        if ctx.spec.can_mint:
+            return None
+        assert request.username is not None and request.password is not None
+        self.say(f"asking {ctx.spec.name} about the token")
+        facts: ImportedCredential = self.rotator.vendor(ctx).inspect(request.username, request.password)
+        if facts.expires_at is not None and facts.expires_at <= self._now():
+            raise ConfigurationError(
+                f"the token expired at {format_time(facts.expires_at)}: create a new one; nothing was stored"
+            )
+        return facts
 
     def _create(self, request: OnboardRequest, ctx: StepContext, images: list[str]) -> OnboardResult:
         value, provider = self._credential(request, ctx)
@@ -485,7 +461,7 @@ class Onboarding:
         """The steps after CreateSecret: bind the admin secret, enable rotation."""
         what = f"secret {request.name} was {'created' if created else 'found'} and its credential pulls"
         try:
-            if bind:
+            if bind and request.admin_secret and providers.spec_for(request.provider).needs_admin:
                 self._bind_admin(request.admin_secret, request.name, dry_run=False)
             if enable and request.rotation_lambda and request.schedule:
                 self.say("enabling rotation")
@@ -513,7 +489,12 @@ class Onboarding:
         )
         plan: list[str] = []
         if dry_run:
-            bind = self._bind_admin(ctx.cfg.admin_secret or request.admin_secret, existing.name, dry_run=True)
+            admin_secret = ctx.cfg.admin_secret or request.admin_secret
+            bind = (
+                self._bind_admin(admin_secret, existing.name, dry_run=True)
+                if admin_secret and ctx.spec.needs_admin
+                else None
+            )
             plan += [f"would {bind}"] if bind else []
             plan += (
                 [f"would enable rotation by {request.rotation_lambda} on {request.schedule}"]

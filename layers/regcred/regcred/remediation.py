@@ -44,6 +44,7 @@ class Diagnosis(StrEnum):
     ROTATION_STARTED = "rotation_started"
     ROTATION_IN_PROGRESS = "rotation_in_progress"
     ROTATION_NOT_ENABLED = "rotation_not_enabled"
+    IMPORT_NEEDED = "import_needed"  # a provider regcred cannot mint for: an operator runs regcred import
     ROLLED_BACK = "rolled_back"
     SCOPE = "scope"
     IMAGE_NOT_FOUND = "not_found"
@@ -83,6 +84,8 @@ ADVICE: dict[Diagnosis, str] = {
     Diagnosis.ROTATION_IN_PROGRESS: "The credential is rejected and a rotation is already in progress.",
     Diagnosis.ROTATION_NOT_ENABLED: "The registry rejected the credential and the secret has no rotation "
     "configured: run `regcred rotate SECRET --local` or enable rotation.",
+    Diagnosis.IMPORT_NEEDED: "The registry rejected the credential, and regcred cannot mint one for this "
+    "provider: create a new token at the vendor and run `regcred import SECRET`.",
     Diagnosis.ROLLED_BACK: "The newly promoted credential was rejected; AWSCURRENT was rolled back to the "
     "previous credential, which pulls. Investigate the vendor token before the next rotation.",
     Diagnosis.SCOPE: "The credential is valid but may not pull this repository: grant it pull access.",
@@ -111,6 +114,7 @@ ADVICE: dict[Diagnosis, str] = {
 # Classes a person must hear about even though regcred does not act on them.
 _NOTIFY = {
     Diagnosis.ROTATION_NOT_ENABLED,
+    Diagnosis.IMPORT_NEEDED,
     Diagnosis.ROLLED_BACK,
     Diagnosis.SCOPE,
     Diagnosis.IMAGE_NOT_FOUND,
@@ -371,6 +375,8 @@ class Remediator:
                         "AWSCURRENT rolled back to the previous credential", extra={"secret": state.name}
                     )
                     return Diagnosis.ROLLED_BACK
+        if not ctx.spec.can_mint:
+            return Diagnosis.IMPORT_NEEDED  # a RotateSecret could only fail: a person must import a token
         if not state.rotation_enabled:
             return Diagnosis.ROTATION_NOT_ENABLED
         try:

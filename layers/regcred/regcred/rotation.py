@@ -133,14 +133,38 @@ class Rotator:
 
     def build_provider(self, ctx: StepContext) -> Provider:
         """The secret's provider, with the admin credential its binding allows (ConfigurationError
-        otherwise)."""
-        if not ctx.cfg.admin_secret:
+        otherwise). A provider that cannot mint is refused here, in one line that names the command."""
+        if not ctx.spec.can_mint:
             raise ConfigurationError(
-                f"secret {ctx.state.name} has no regcred:admin-secret tag: name the secret that holds the "
-                f"{ctx.spec.name} admin identity"
+                f"secret {ctx.state.name} uses the {ctx.spec.name} provider, whose credentials regcred "
+                "cannot "
+                f"mint: run `regcred import {ctx.state.name}` with a new token"
             )
-        admin = providers.read_admin_credential(self.store, ctx.cfg.admin_secret, secret_name=ctx.state.name)
-        return providers.build(ctx.cfg, ctx.route, admin, transport=self.transport, deadline=ctx.deadline)
+        provider: Provider = self.vendor(ctx)
+        return provider
+
+    def vendor(self, ctx: StepContext) -> Any:
+        """The secret's provider object as its plug-in builds it (a `Provider`, or a `TokenInspector` for a
+        provider that cannot mint), with the admin credential its binding allows."""
+        admin = None
+        if ctx.spec.needs_admin:
+            if not ctx.cfg.admin_secret:
+                raise ConfigurationError(
+                    f"secret {ctx.state.name} has no regcred:admin-secret tag: name the secret that holds "
+                    "the "
+                    f"{ctx.spec.name} admin identity"
+                )
+            admin = providers.read_admin_credential(
+                self.store, ctx.cfg.admin_secret, secret_name=ctx.state.name, spec=ctx.spec
+            )
+        return providers.build(
+            ctx.cfg,
+            ctx.route,
+            admin,
+            transport=self.transport,
+            deadline=ctx.deadline,
+            secret_name=ctx.state.name,
+        )
 
     def _registry_check(
         self,
@@ -296,6 +320,9 @@ class Rotator:
             logger.info("rotation step skipped: version already current", extra={"step": step.value})
             return StepOutcome(step, Outcome.ALREADY_CURRENT, provider_name)
         ctx = self.context(state, deadline)
+        if not ctx.spec.can_mint:
+            # A RotateSecret on a secret whose credentials only an operator can supply: one clear line.
+            self.build_provider(ctx)
         if step is Step.CREATE:
             outcome, skipped = self.create_secret(ctx, token)
             return StepOutcome(step, outcome, provider_name, skipped_images=skipped)
@@ -359,7 +386,10 @@ class Rotator:
             try:
                 lost = not self.store.put_pending(state.arn, token, pending)
             except Exception:
-                revoke_minted(provider, issued.token_id, state.name)
+                # The write may have gone through before the error (a lost answer): a stored credential is
+                # the one this rotation goes on with, and only one that is not stored must die.
+                if not self._stored(state.arn, token, issued.token_id):
+                    revoke_minted(provider, issued.token_id, state.name)
                 raise
         if lost:
             revoke_minted(provider, issued.token_id, state.name)
@@ -369,6 +399,14 @@ class Rotator:
         )
         logger.info("pending credential created", extra={"token_id": issued.token_id})
         return Outcome.CREATED, probe.skipped
+
+    def _stored(self, secret_id: str, token: str, token_id: str) -> bool:
+        """Whether the token's version holds the credential ``token_id`` (False when that cannot be read)."""
+        try:
+            stored = self.store.read_unstaged(secret_id, token)
+        except Exception:
+            return False
+        return stored is not None and stored.token_id == token_id
 
     def _revoke_stale_pending(
         self, state: SecretState, token: str, provider: Provider, keep: set[str]
@@ -477,6 +515,8 @@ class Rotator:
         promoted = cfg.promoted_at or current.issued_at
         if promoted is not None and self._now() < promoted + timedelta(seconds=cfg.grace_s):
             return RetireResult.IN_GRACE
+        if not ctx.spec.can_mint:
+            return self._retire_imported(ctx, previous, current, dry_run=dry_run)
         provider = self._provider_factory(ctx)
         result = self.check(ctx, current, self.probe_images(ctx).images)
         if not result.ok:
@@ -493,3 +533,34 @@ class Rotator:
         self.store.write_bookkeeping(state.arn, {RETIRED_TOKEN: previous.token_id})
         logger.info("previous credential retired", extra={"token_id": previous.token_id})
         return RetireResult.RETIRED
+
+    def _retire_imported(
+        self, ctx: StepContext, previous: SecretValue, current: SecretValue, *, dry_run: bool
+    ) -> RetireResult:
+        """Retire an imported credential: revoke it by value where the vendor allows it and the secret asks
+        for it (GHCR), else only record it as retired. The version's token id must be the fingerprint of the
+        token it holds: a hand-edited value is refused, whatever it claims."""
+        from .importing import fingerprint
+
+        state = ctx.state
+        if previous.token_id != fingerprint(previous.password):
+            logger.warning("not retired: the AWSPREVIOUS token id is not the fingerprint of its token")
+            return RetireResult.REFUSED
+        if previous.password == current.password:
+            return RetireResult.ALREADY_RETIRED
+        result = self.check(ctx, current, self.probe_images(ctx).images)
+        if not result.ok:
+            logger.warning(
+                "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
+            )
+            return RetireResult.CURRENT_UNPROVEN
+        inspector = self.vendor(ctx)
+        revoke = bool(inspector.can_revoke())
+        if dry_run:
+            return RetireResult.WOULD_RETIRE
+        if revoke:
+            inspector.revoke_value(previous.password)
+        assert previous.token_id is not None
+        self.store.write_bookkeeping(state.arn, {RETIRED_TOKEN: previous.token_id})
+        logger.info("previous credential retired", extra={"token_id": previous.token_id, "revoked": revoke})
+        return RetireResult.RETIRED if revoke else RetireResult.RETIRED_NOT_REVOKED

@@ -66,6 +66,8 @@ class RetireResult(enum.StrEnum):
     CURRENT_UNPROVEN = "current_unproven"
     REFUSED = "refused_not_minted_for_secret"
     RETIRED = "retired"
+    # An imported credential that regcred cannot revoke: recorded as retired; revoke it at the vendor.
+    RETIRED_NOT_REVOKED = "retired_not_revoked"
     WOULD_RETIRE = "would_retire"  # a dry run: every check passed, nothing was revoked
 
 

@@ -286,9 +286,9 @@ def route_unmanaged(registry: str, deployment: Deployment) -> Routing | None:
     """Where the credential of a secret regcred does not manage may be sent to check it (diagnose): only a
     provider's own registry or one the deployment allows, never a host that only a job definition names.
     None when ``registry`` is neither."""
-    from .providers import SPECS
+    from .providers import plugins
 
-    for spec in SPECS.values():
+    for spec in (p.spec for p in plugins().values()):
         if deployment.local_only:
             break
         if spec.default_registry is not None and spec.default_registry.netloc == registry:

@@ -26,6 +26,34 @@ def _token(ctx: Context) -> str:
     return token.strip()
 
 
+def _settings(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The provider settings given as flags (``--<setting>``); one the provider does not declare is a usage
+    error."""
+    given = {
+        name: value for name in _setting_names() if (value := getattr(args, _dest(name), None)) is not None
+    }
+    if args.provider and given:
+        declared = {s.name for s in providers.spec_for(args.provider).settings}
+        stray = sorted(set(given) - declared)
+        if stray:
+            flags = ", ".join(f"--{n}" for n in stray)
+            accepted = ", ".join(f"--{n}" for n in sorted(declared)) or "none"
+            raise CommandError(
+                f"{flags}: not a setting of the {args.provider} provider (it takes: {accepted})",
+                ExitCode.USAGE,
+            )
+    return tuple(given.items())
+
+
+def _dest(name: str) -> str:
+    return "setting_" + name.replace("-", "_")
+
+
+def _setting_names() -> list[str]:
+    """Every provider setting's name, once (the ``--<name>`` flags of onboard)."""
+    return list(dict.fromkeys(s.name for p in providers.plugins().values() for s in p.spec.settings))
+
+
 def _request(ctx: Context) -> OnboardRequest:
     args = ctx.args
     return OnboardRequest(
@@ -35,7 +63,6 @@ def _request(ctx: Context) -> OnboardRequest:
         images=tuple(args.image),
         registry=args.registry,
         api=args.api,
-        org=args.org,
         realm_hosts=tuple(args.realm_host),
         grace=args.grace,
         ttl=args.ttl,
@@ -44,6 +71,7 @@ def _request(ctx: Context) -> OnboardRequest:
         schedule=args.schedule,
         username=args.username,
         password=_token(ctx) if args.username is not None else None,
+        settings=_settings(args),
     )
 
 
@@ -75,8 +103,24 @@ def cmd_onboard(ctx: Context) -> int:
     args = ctx.args
     if not args.resume and not args.provider:
         raise CommandError("--provider is required (except with --resume)", ExitCode.USAGE)
-    if not args.resume and not args.admin_secret:
-        raise CommandError("--admin-secret is required (except with --resume)", ExitCode.USAGE)
+    if not args.resume:
+        try:
+            spec = providers.spec_for(args.provider)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), ExitCode.USAGE) from None
+        if spec.needs_admin and not args.admin_secret:
+            raise CommandError(
+                f"--admin-secret is required for {spec.name} (except with --resume): the secret holding "
+                + ", ".join(f'"{f.name}"' for f in spec.admin_fields),
+                ExitCode.USAGE,
+            )
+        if not spec.needs_admin and args.admin_secret:
+            err(
+                f"the {spec.name} provider uses no admin secret: --admin-secret {args.admin_secret} is "
+                "ignored"
+            )
+            args.admin_secret = None
+        _settings(args)
     _check_flags(args)
     store = ctx.store()
     if args.resume:
@@ -143,14 +187,35 @@ def register(sub: Any) -> None:
         ],
     )
     p.add_argument("name", metavar="NAME", help="name of the secret to create")
-    p.add_argument("--provider", choices=providers.KNOWN, help="vendor that mints the credential")
-    p.add_argument("--admin-secret", help="secret holding the vendor admin identity (JSON username/password)")
+    p.add_argument(
+        "--provider", choices=providers.known(), help="the vendor (`regcred providers` lists them)"
+    )
+    p.add_argument(
+        "--admin-secret",
+        help="secret holding the vendor admin identity (JSON username/password); not for ghcr or static",
+    )
     p.add_argument("--registry", help="registry host, one the deployment allows (default: the provider's)")
     p.add_argument("--api", help="vendor API origin, one the deployment allows (default: the provider's)")
     p.add_argument(
         "--image", action="append", default=[], help="REPO:TAG the credential must pull (repeatable)"
     )
-    p.add_argument("--org", help="Docker Hub organization: mint organization access tokens")
+    seen: set[str] = set()
+    for plugin in providers.plugins().values():
+        for setting in plugin.spec.settings:
+            if setting.name in seen:
+                continue
+            seen.add(setting.name)
+            users = ", ".join(
+                q.spec.name
+                for q in providers.plugins().values()
+                if any(x.name == setting.name for x in q.spec.settings)
+            )
+            p.add_argument(
+                f"--{setting.name}",
+                dest=_dest(setting.name),
+                choices=setting.choices or None,
+                help=f"{users}: {setting.help} (tag {setting.tag})",
+            )
     p.add_argument("--realm-host", action="append", default=[], help="extra trusted token realm host")
     p.add_argument(
         "--username",

@@ -208,6 +208,8 @@ def cmd_retire(ctx: Context) -> int:
     code = _RETIRE_CODES.get(result, ExitCode.OK)
     words = {
         RetireResult.RETIRED: "the AWSPREVIOUS credential was revoked",
+        RetireResult.RETIRED_NOT_REVOKED: "the AWSPREVIOUS credential is retired in regcred, but this "
+        "provider cannot revoke it: revoke it at the registry or vendor yourself",
         RetireResult.WOULD_RETIRE: "dry run: the AWSPREVIOUS credential would be revoked (nothing was)",
         RetireResult.IN_GRACE: "nothing to do yet: the previous credential is in its grace period",
         RetireResult.NO_PREVIOUS: "nothing to do: no AWSPREVIOUS version",

@@ -26,10 +26,8 @@ from .. import redact
 from ..errors import (
     DestinationRefused,
     MintOutcomeUnknown,
-    OutcomeUnknown,
     ProviderAuthError,
     ProviderError,
-    Unreachable,
 )
 from ..hosts import Origin
 from ..http.deadline import Deadline
@@ -38,7 +36,18 @@ from ..http.transport import Response, Transport
 from ..registry.credential import Credential
 from ..registry.reference import DOCKER_HUB
 from ..timefmt import format_time, parse_time_or_none
-from .base import IssuedCredential, ProviderSpec, Strategy, VendorToken
+from .base import (
+    AdminField,
+    BuildContext,
+    IssuedCredential,
+    Lifetime,
+    ProviderPlugin,
+    ProviderSpec,
+    Setting,
+    Strategy,
+    VendorToken,
+)
+from .vendor_api import VendorApi
 
 DEFAULT_API = Origin("https", "hub.docker.com", 443)
 DEFAULT_REGISTRY = Origin("https", DOCKER_HUB, 443)
@@ -53,11 +62,34 @@ SPEC = ProviderSpec(
     apis=frozenset({DEFAULT_API}),
     realms=frozenset({DEFAULT_REALM}),
     label_max=100,  # token_label and label: 1 to 100 characters
+    title="Docker Hub",
+    credential="personal access token with repo:read, or an organization access token with image pull",
+    setup="an admin secret with the Docker Hub user and its password or a PAT that may manage access tokens "
+    "(an organization owner for organization access tokens)",
+    admin_permissions="a Docker Hub user (the organization's owner for --org); its PAT, if used, needs no "
+    "scope beyond managing access tokens",
+    username_form="the admin user for a PAT; the organization's name for an organization access token",
+    realm_note="registry-1.docker.io, token realm auth.docker.io, API hub.docker.com (fixed)",
+    lifetime=Lifetime(min_s=3600, never_expires=True, note="expires_at is optional; regcred always sets it"),
+    cannot=(
+        "mint tokens for repositories of another account than the admin's or its organization",
+        "narrow a personal access token to some repositories: repo:read reads every repository the user can",
+    ),
+    admin_fields=(
+        AdminField("username", "the Docker Hub user"),
+        AdminField("password", "its password or a personal access token", secret=True),
+    ),
+    settings=(
+        Setting(
+            "org",
+            "the Docker Hub organization: mint organization access tokens instead of PATs",
+            pattern=r"[a-z0-9][a-z0-9_-]{0,254}",
+        ),
+    ),
 )
 PAT_SCOPES = ("repo:read",)
 PAGE_SIZE = 100
 MAX_PAGES = 50
-CALL_SECONDS = 30.0
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{8,4096}")
 _ORG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,254}")
@@ -90,11 +122,19 @@ class DockerHubProvider:
         self._page_size = page_size
         self._bearer: str | None = None
         redact.remember(admin.password)
+        self._http = VendorApi(
+            "Docker Hub",
+            api,
+            transport=transport,
+            auth=self._auth,
+            secrets=(admin.password,),
+            deadline=deadline,
+            permissions="an owner of the organization (for organization access tokens)",
+            admin_hint="update the admin secret named by the regcred:admin-secret tag",
+            error_fields=("message", "detail", "details"),
+        )
 
     # -- HTTP ------------------------------------------------------------------------------------
-
-    def _call_deadline(self) -> Deadline:
-        return Deadline.within(CALL_SECONDS, self._deadline)
 
     def _send(
         self,
@@ -105,28 +145,10 @@ class DockerHubProvider:
         json_body: Any = None,
         idempotent: bool | None = None,
     ) -> Response:
-        url = path_or_url if "://" in path_or_url else self._api.url(path_or_url)
-        headers = {"Accept": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self._login()}"
-        try:
-            return self._transport.request(
-                method,
-                url,
-                deadline=self._call_deadline(),
-                headers=headers,
-                json_body=json_body,
-                secrets=(self._admin.password,),
-                idempotent=idempotent,
-                follow_redirects=False,
-            )
-        except OutcomeUnknown:
-            raise
-        except Unreachable as exc:
-            raise ProviderError(
-                f"Docker Hub API at {self._api.host_port} unreachable ({exc}); check the regcred:api tag and "
-                "the function's network path"
-            ) from None
+        return self._http.send(method, path_or_url, auth=auth, json_body=json_body, idempotent=idempotent)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._login()}"}
 
     def _login(self) -> str:
         if self._bearer is None:
@@ -152,26 +174,8 @@ class DockerHubProvider:
             self._bearer = token
         return self._bearer
 
-    @staticmethod
-    def _json(response: Response, what: str, *, expect: tuple[int, ...]) -> dict[str, Any]:
-        if response.status not in expect:
-            message = response.error_text(("message", "detail", "details"))
-            hint = " (is the admin identity an owner of the organization?)" if response.status == 403 else ""
-            if response.status == 429:
-                after = (response.header("Retry-After") or "").strip()
-                hint = f" (rate limited; retry after {after} s)" if after.isdigit() else " (rate limited)"
-            raise ProviderError(
-                f"Docker Hub {what} failed: HTTP {response.status}{': ' + message if message else ''}{hint}"
-            )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"Docker Hub {what} answered with a body that is not usable JSON ({exc})"
-            ) from None
-        if not isinstance(body, dict):
-            raise ProviderError(f"Docker Hub {what} answered with unexpected JSON")
-        return body
+    def _json(self, response: Response, what: str, *, expect: tuple[int, ...]) -> dict[str, Any]:
+        return self._http.expect_object(response, what, expect)
 
     # -- Provider protocol -----------------------------------------------------------------------
 
@@ -203,14 +207,7 @@ class DockerHubProvider:
         if expires_at is not None:
             payload["expires_at"] = format_time(expires_at)
         what = f"POST {self._tokens_path}"
-        try:
-            response = self._send("POST", self._tokens_path, json_body=payload, idempotent=False)
-        except OutcomeUnknown as exc:
-            raise MintOutcomeUnknown(f"Docker Hub {what}: {exc}") from None
-        if response.status in (502, 504):
-            raise MintOutcomeUnknown(
-                f"Docker Hub {what}: HTTP {response.status}; the token may have been created"
-            )
+        response = self._http.mint("POST", self._tokens_path, what, json_body=payload)
         body = self._json(response, what, expect=(200, 201))
         token = body.get("token")
         token_id = body.get("id") if self.org else body.get("uuid")
@@ -277,3 +274,17 @@ class DockerHubProvider:
         if response.status in (200, 202, 204, 404):
             return
         self._json(response, f"DELETE {self._tokens_path}/<id>", expect=(204,))
+
+
+def _build(ctx: BuildContext) -> DockerHubProvider:
+    assert ctx.routing.api is not None and ctx.admin is not None
+    return DockerHubProvider(
+        Credential(ctx.admin.username, ctx.admin.password),
+        api=ctx.routing.api,
+        org=ctx.settings.get("org"),
+        transport=ctx.transport,
+        deadline=ctx.deadline,
+    )
+
+
+PLUGIN = ProviderPlugin(SPEC, _build)

@@ -383,7 +383,39 @@ class RegistryClient:
                 out.append(_Failure(PullStatus.UNREACHABLE, _reason(exc)).for_image(ref))
                 continue
             out.append(self._image_result(ref, reply, "bearer"))
+        if credential is not None and any(c.status is PullStatus.NO_ACCESS for c in out):
+            out = self._anonymous_or_narrowed(realm_url, service, credential, out, deadline)
         return out
+
+    def _anonymous_or_narrowed(
+        self,
+        realm_url: str,
+        service: str | None,
+        credential: Credential,
+        results: list[ImageCheck],
+        deadline: Deadline,
+    ) -> list[ImageCheck]:
+        """A token that does not grant pull means a narrow credential, or one the realm did not accept and
+        served as anonymous (Harbor treats a robot that fails to authenticate as anonymous and issues a token
+        without access). One realm request without a scope tells them apart: a credential the realm refuses
+        there (401) is rejected, not narrow."""
+        probe = self._fetch_token(realm_url, service, [], credential, deadline)
+        if not (isinstance(probe, _Failure) and probe.status is PullStatus.CREDENTIALS_REJECTED):
+            return results
+        return [
+            ImageCheck(
+                c.image,
+                PullStatus.CREDENTIALS_REJECTED,
+                "the token endpoint served the credential as anonymous, and refused it without a scope "
+                f"({probe.detail})",
+                c.http_status,
+                c.ratelimit_remaining,
+                c.ratelimit_limit,
+            )
+            if c.status is PullStatus.NO_ACCESS
+            else c
+            for c in results
+        ]
 
     def _fetch_token(
         self,
