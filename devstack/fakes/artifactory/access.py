@@ -3,24 +3,17 @@ registry tokens its Docker realm issues. Test double only; see ``devstack/fakes/
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from devstack.fakes.registry_tokens import (
-    Signer,
-    ensure_signing_material,
-    registry_token_body,
-    requested_scopes,
-)
+from devstack.fakes.state_base import FakeBackend, JsonState, Table, digest
 
 Json = dict[str, Any]
 REGISTRY_TOKEN_TTL = 3600  # Artifactory's Docker realm answers {"token", "expires_in": 3600}
@@ -29,24 +22,8 @@ USERNAME_MAX = 255
 SCOPE_MAX = 500
 DESCRIPTION_MAX = 1024
 AUDIENCE_MAX = 255
-ERROR_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "TOO_MANY_REQUESTS",
-    500: "INTERNAL_SERVER_ERROR",
-    502: "BAD_GATEWAY",
-    503: "SERVICE_UNAVAILABLE",
-    504: "GATEWAY_TIMEOUT",
-}
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+# the code of each status the fake answers: its name (BAD_REQUEST, ..., GATEWAY_TIMEOUT)
+ERROR_CODES = {s: HTTPStatus(s).name for s in (400, 401, 403, 404, 405, 409, 415, 429, 500, 502, 503, 504)}
 
 
 def error_body(status: int, message: str) -> Json:
@@ -94,21 +71,13 @@ class Identity:
         return f"user:{self.username}:{self.token_id}" if self.username else "anonymous"
 
 
-class State:
+class State(JsonState):
     """Token records, persisted as JSON (secrets only as SHA-256 digests)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.tokens: dict[str, Json] = {}
-        if path.exists():
-            self.tokens = json.loads(path.read_text()).get("tokens", {})
+    tokens = Table("tokens")
 
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"tokens": self.tokens}, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, {"tokens": {}})
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -129,33 +98,17 @@ def _text(value: Any, name: str, limit: int) -> str | None:
     return value
 
 
-class Access:
-    """The fake Access service and Docker realm."""
+class Access(FakeBackend):
+    """The fake Access service and Docker realm (request log and minted secrets: `FakeBackend`)."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_signing_material(config.key_path, config.cert_path)
-        self.signer = Signer(config.key_path, config.cert_path)
         self.state = State(config.state_dir / "state.json")
-        self._log_lock = threading.Lock()
         self.admins = {config.admin_user.lower()}
         self.users = self.admins | {u.lower() for u in config.pull_users}
         self.readers = {u.lower() for u in config.pull_users}
         self._bootstrap()
-
-    # ---- logs
-
-    def log(self, entry: Json) -> None:
-        with self._log_lock, (self.config.state_dir / "requests.jsonl").open("a") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-
-    def record_minted(self, *tokens: str | None) -> None:
-        """Test-only: the clear text of minted secrets, for the tests' leak checks (never read by regcred)."""
-        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
-            for token in tokens:
-                if token:
-                    fh.write(json.dumps({"token": token}) + "\n")
 
     # ---- records
 
@@ -470,23 +423,8 @@ class Access:
     def registry_token(
         self, who: Identity, repo_key: str, service: str, scopes: Iterable[str]
     ) -> tuple[Json, list[Json]]:
-        access: list[Json] = []
-        for name, actions in requested_scopes(scopes):
-            allowed = self.allowed_actions(who, repo_key, name)
-            granted = sorted(allowed if "*" in actions else set(actions) & allowed)
-            if not granted:
-                continue  # narrowed silently, like a real token server
-            merged = next((a for a in access if a["name"] == name), None)
-            if merged:
-                merged["actions"] = sorted(set(merged["actions"]) | set(granted))
-            else:
-                access.append({"type": "repository", "name": name, "actions": granted})
-        body = registry_token_body(
-            self.signer,
-            issuer=self.config.issuer,
-            subject=who.username or "anonymous",
-            service=service,
-            access=access,
-            ttl=REGISTRY_TOKEN_TTL,
+        """Narrowed silently, like a real token server."""
+        allowed = partial(self.allowed_actions, who, repo_key)
+        return self.grant_registry_token(
+            who.username or "anonymous", service, scopes, allowed, REGISTRY_TOKEN_TTL
         )
-        return body, access

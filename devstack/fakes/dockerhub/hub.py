@@ -4,27 +4,18 @@ registry tokens its realm issues. Test double only; see ``devstack/fakes/dockerh
 from __future__ import annotations
 
 import fnmatch
-import json
 import secrets
-import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 from devstack.fakes.faults import Faults
-from devstack.fakes.registry_tokens import (
-    Signer,
-    ensure_signing_material,
-    now,
-    parse_time,
-    registry_token_body,
-    requested_scopes,
-    rfc3339,
-)
+from devstack.fakes.registry_tokens import now, parse_time, rfc3339
+from devstack.fakes.state_base import BaseConfig, FakeBackend, digest
 
-from .state import Identity, State, digest, usable
+from .state import Identity, State, usable
 
 HUB_AUDIENCE = "hub.docker.com"
 HUB_BEARER_TTL = 600  # "This expires in 10 minutes." (AuthCreateTokenResponse)
@@ -36,13 +27,8 @@ Json = dict[str, Any]
 
 
 @dataclass
-class Config:
-    state_dir: Path
-    admin_user: str
-    admin_secret: str
+class Config(BaseConfig):
     org: str
-    key_path: Path
-    cert_path: Path
     public_repos: list[str] = field(default_factory=list)
     service: str = "registry.docker.io"
     issuer: str = "auth.docker.io"
@@ -57,31 +43,15 @@ class HubError(Exception):
         self.errinfo = errinfo
 
 
-class Hub:
-    """The fake's logic, independent of HTTP plumbing."""
+class Hub(FakeBackend):
+    """The fake's logic, independent of HTTP plumbing (request log and minted secrets: `FakeBackend`)."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_signing_material(config.key_path, config.cert_path)
-        self.signer = Signer(config.key_path, config.cert_path)
         self.state = State(config.state_dir / "state.json")
-        self.log_path = config.state_dir / "requests.jsonl"
-        self._log_lock = threading.Lock()
         self.public = {r.lower() for r in config.public_repos}
         self.faults = Faults()  # fault injection (devstack/fakes/faults.py): test-only
-
-    # ---- request log
-
-    def record_minted(self, token: str) -> None:
-        """Test-only: the clear text of a minted token, for the tests' leak checks (never read by regcred)."""
-        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
-            fh.write(json.dumps({"token": token}) + "\n")
-
-    def log(self, entry: Json) -> None:
-        line = json.dumps(entry, sort_keys=True)
-        with self._log_lock, self.log_path.open("a") as fh:
-            fh.write(line + "\n")
 
     # ---- credentials
 
@@ -199,27 +169,9 @@ class Hub:
         return fnmatch.fnmatchcase(repo, path) and self.namespace_of(repo) == org
 
     def registry_token(self, who: Identity, service: str, scopes: Iterable[str]) -> tuple[Json, list[Json]]:
-        access: list[Json] = []
-        for name, actions in requested_scopes(scopes):
-            allowed = self.allowed_actions(who, name)
-            wanted = allowed if "*" in actions else set(actions)
-            granted = sorted(wanted & allowed)
-            if not granted:
-                continue  # narrowed silently, like a real token server
-            merged = next((a for a in access if a["name"] == name), None)
-            if merged:
-                merged["actions"] = sorted(set(merged["actions"]) | set(granted))
-            else:
-                access.append({"type": "repository", "name": name, "actions": granted})
-        body = registry_token_body(
-            self.signer,
-            issuer=self.config.issuer,
-            subject=who.username,
-            service=service,
-            access=access,
-            ttl=REGISTRY_TOKEN_TTL,
-        )
-        return body, access
+        """Narrowed silently, like a real token server."""
+        allowed = partial(self.allowed_actions, who)
+        return self.grant_registry_token(who.username, service, scopes, allowed, REGISTRY_TOKEN_TTL)
 
     # ---- personal access tokens
 

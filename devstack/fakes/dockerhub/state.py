@@ -3,21 +3,14 @@ SHA-256 digests), and who a credential is. Test double only; see ``devstack/fake
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.fakes.registry_tokens import now, parse_time
+from devstack.fakes.state_base import JsonState, Table
 
 Json = dict[str, Any]
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass
@@ -36,33 +29,14 @@ class Identity:
         return f"{self.kind}:{self.username}" + (f":{self.token_id}" if self.token_id else "")
 
 
-class State:
+class State(JsonState):
     """Tokens of the one user and its org, persisted as JSON (secrets only as SHA-256 digests)."""
 
+    pats = Table("pats")
+    oats = Table("oats")
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.data: Json = {"seq": 0, "pats": {}, "oats": {}}
-        if path.exists():
-            self.data.update(json.loads(path.read_text()))
-
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
-
-    def next_seq(self) -> int:
-        self.data["seq"] += 1
-        return int(self.data["seq"])
-
-    @property
-    def pats(self) -> dict[str, Json]:
-        return self.data["pats"]  # type: ignore[no-any-return]
-
-    @property
-    def oats(self) -> dict[str, Json]:
-        return self.data["oats"]  # type: ignore[no-any-return]
+        super().__init__(path, {"seq": 0, "pats": {}, "oats": {}})
 
 
 def usable(record: Json) -> bool:

@@ -1,20 +1,16 @@
-"""The GitHub fake's HTTP API: routes, GitHub's headers and error bodies, fault injection and the request
-log. Test double only; see ``devstack/fakes/github/__init__.py`` for the documented API it follows."""
+"""The GitHub fake's HTTP API: routes, GitHub's headers and error bodies, and what its fault injection and
+request log do differently, on the plumbing all the fakes share (``devstack/fakes/http_base.py``). Test
+double only; see ``devstack/fakes/github/__init__.py`` for the documented API it follows."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import secrets
-import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from devstack.fakes.faults import Fault, Faults
-from devstack.fakes.registry_tokens import now, rfc3339
+from devstack.fakes.faults import Fault
+from devstack.fakes.http_base import Answer, FakeHandler, bind
 
 from .github import Config, GitHub, GitHubError, expiration_header
 from .state import Identity
@@ -34,7 +30,6 @@ GHCR_UNAUTHORIZED = {
 }
 
 Json = dict[str, Any]
-Answer = tuple[int, Any, dict[str, str]]
 
 
 def ghcr_error(status: int) -> Json:
@@ -48,116 +43,41 @@ def github_error(status: int) -> Json:
     return GitHubError(status, HTTPStatus(status).phrase).body()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(FakeHandler):
+    """GitHub's (and ghcr.io's) routes, headers and error shapes on the shared plumbing
+    (`devstack.fakes.http_base`)."""
+
     server_version = "fake-github/1"
-    protocol_version = "HTTP/1.1"
+    methods = ("GET", "POST", "PATCH", "DELETE", "HEAD")
+    json_type = "application/json; charset=utf-8"
+    log_control = True  # the log has the /_fake/faults requests too
     github: GitHub  # set on the subclass made by make_server
-    faults: Faults
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the JSONL log is the record
+    def normalize_path(self, path: str) -> str:
+        return path.rstrip("/") or "/"
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def error_body(self, status: int, message: str | None) -> Json:
+        return github_error(status) if message is None else GitHubError(status, message).body()
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    # ---- plumbing
-
-    def _dispatch(self, method: str) -> None:
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
-        self._query = parse_qs(split.query, keep_blank_values=True)
-        # read the body before anything can fail, so a kept-alive connection stays in sync
-        length = int(self.headers.get("Content-Length") or 0)
-        self._raw_body = self.rfile.read(length) if length > 0 else b""
-        auth = self.headers.get("Authorization")
-        self._entry: Json = {
-            "ts": rfc3339(now()),
-            "method": method,
-            "path": path,
-            "query_keys": sorted(self._query),
-            "authorization": auth is not None,
-            "auth_scheme": auth.split(" ", 1)[0].lower() if auth else None,
-            "identity": None,
-        }
-        control = self.faults.control(method, path, self._body_or_none())
-        if control is not None:
-            self._finish(control[0], control[1], {})
-            return
-        fault = self.faults.take(method, path)
-        if fault is not None:
-            self._entry["fault"] = fault.id
-            if fault.delay_s:
-                time.sleep(fault.delay_s)
-            if not fault.after:
-                self._answer_fault(fault, path)
-                return
-        status, body, headers = self._real(method, path)
-        if fault is not None:
-            self._answer_fault(fault, path)
-            return
-        self._finish(status, body, headers, head=method == "HEAD")
-
-    def _real(self, method: str, path: str) -> Answer:
-        try:
-            return self._route(method, path)
-        except GitHubError as err:
+    def error_answer(self, err: Exception, path: str) -> Answer:
+        if isinstance(err, GitHubError):
             return err.status, err.body(), err.headers
-        except Exception as err:  # keep serving; report as 500 in GitHub's error shape
-            self._entry["exception"] = type(err).__name__
-            return 500, github_error(500), {}
+        return super().error_answer(err, path)  # keep serving; report as 500 in GitHub's error shape
 
-    def _answer_fault(self, fault: Fault, path: str) -> None:
-        if fault.drop:
-            self._entry["status"] = None
-            self._entry["dropped"] = True
-            self.github.log(self._entry)
-            self.close_connection = True
-            return
+    def fault_reply(self, fault: Fault, path: str, after: bool) -> tuple[Any, dict[str, str]]:
         body = fault.body
         if body is None and fault.status != 204:
             body = ghcr_error(fault.status) if path == REALM_PATH else github_error(fault.status)
-        self._finish(fault.status, body, dict(fault.headers))
+        return body, dict(fault.headers)
 
-    def _finish(self, status: int, body: Any, headers: dict[str, str], head: bool = False) -> None:
-        self._entry["status"] = status
-        self.github.log(self._entry)
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("X-GitHub-Request-Id", secrets.token_hex(8).upper())
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if not head and payload:
-            self.wfile.write(payload)
+    def drop_entry(self) -> Json | None:
+        return {"status": None, "dropped": True}  # a drop is logged with dropped: true
 
-    def _body_or_none(self) -> Any:
-        try:
-            return json.loads(self._raw_body) if self._raw_body else None
-        except ValueError:
-            return None
+    def extra_headers(self) -> dict[str, str]:
+        return {"X-GitHub-Request-Id": secrets.token_hex(8).upper()}
 
-    def _json_body(self) -> Any:
-        if not self._raw_body:
-            return None
-        try:
-            return json.loads(self._raw_body)
-        except ValueError:
-            raise GitHubError(400, "Problems parsing JSON") from None
+    def bad_json(self) -> Exception:
+        return GitHubError(400, "Problems parsing JSON")
 
     def _base_url(self) -> str:
         host = self.headers.get("Host") or "127.0.0.1"
@@ -165,13 +85,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _token_of(self) -> str | None:
         """The token of ``Authorization: Bearer <t>`` or ``token <t>``; None when no header came."""
-        auth = self.headers.get("Authorization")
-        if auth is None:
+        if self.headers.get("Authorization") is None:
             return None
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not token.strip():
-            return ""
-        return token.strip()
+        return self.bearer("bearer", "token") or ""
 
     def _authenticated(self) -> Identity | None:
         """The caller's identity; None when anonymous; 401 Bad credentials for a token GitHub would not
@@ -179,12 +95,9 @@ class Handler(BaseHTTPRequestHandler):
         token = self._token_of()
         if token is None:
             return None
-        who = self.github.identity(token) if token else None
-        if who is None:
-            self._entry["auth_failed"] = True
-            raise GitHubError(401, "Bad credentials")
-        self._entry["identity"] = who.label()
-        return who
+        return self.identified(
+            self.github.identity(token) if token else None, GitHubError(401, "Bad credentials")
+        )
 
     def _rate(self, who: Identity | None) -> dict[str, str]:
         """Count the request against the user's (or the address's) primary rate limit."""
@@ -215,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routes
 
-    def _route(self, method: str, path: str) -> Answer:
+    def route(self, method: str, path: str) -> Answer:
         if path == REALM_PATH:
             if method != "GET":
                 return 405, ghcr_error(405), {"Allow": "GET"}
@@ -267,8 +180,8 @@ class Handler(BaseHTTPRequestHandler):
         ok, _ = self.github.take_rate("revoke", self.client_address[0], self.github.config.revoke_limit)
         if not ok:
             raise GitHubError(422, "Validation failed, or the endpoint has been spammed.")
-        revoked = self.github.revoke(self._json_body())
-        self._entry["revoked"] = revoked
+        revoked = self.github.revoke(self.json_body())
+        self.entry["revoked"] = revoked
         return 202, {}, {}
 
     def _fake_tokens(self, method: str) -> Answer:
@@ -277,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         if who is None or not who.admin:
             raise GitHubError(401, "Requires the admin token")
         if method == "POST":
-            return 201, self.github.create_token(self._json_body()), {}
+            return 201, self.github.create_token(self.json_body()), {}
         if method == "GET":
             with self.github.state.lock:
                 tokens = [self.github.view(r) for r in self.github.state.tokens.values()]
@@ -286,38 +199,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def _realm(self) -> Answer:
         github = self.github
-        services = self._query.get("service", [])
-        service = services[-1] if services else github.config.service
+        service = self.last("service", github.config.service)
         if service != github.config.service:
             return 400, {"errors": [{"code": "UNSUPPORTED", "message": f"unknown service {service!r}"}]}, {}
-        auth = self.headers.get("Authorization")
-        if auth is None:
-            who = Identity()
-        else:
-            scheme, _, value = auth.partition(" ")
-            user, sep, token = "", "", ""
-            if scheme.lower() == "basic":
-                try:
-                    user, sep, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-                except (binascii.Error, UnicodeDecodeError):
-                    user, sep, token = "", "", ""
-            found = github.realm_identity(user, token) if sep else None
-            if found is None:
-                self._entry["auth_failed"] = True
-                return 401, GHCR_UNAUTHORIZED, {}
-            who = found
-        self._entry["identity"] = who.label()
-        requested = self._query.get("scope", [])
+        who = self.realm_identity(github.realm_identity, Identity())
+        if who is None:
+            return 401, GHCR_UNAUTHORIZED, {}
+        requested = self.query.get("scope", [])
         body, access = github.registry_token(who, service, requested)
-        self._entry["scopes_requested"] = [s for raw in requested for s in raw.split()]
-        self._entry["access_granted"] = [f"{a['name']}:{','.join(a['actions'])}" for a in access]
+        self.note_realm(requested, access)
         return 200, body, {}
 
 
 def make_server(config: Config, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Build (not start) the fake's server; ``port=0`` picks a free port (see ``server.server_address``)."""
     github = GitHub(config)
-    handler = type("BoundHandler", (Handler,), {"github": github, "faults": Faults()})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return bind(Handler, github, host, port, github=github)

@@ -4,27 +4,19 @@ limits, credential revocation, and what the ghcr.io token realm grants. Test dou
 
 from __future__ import annotations
 
-import json
 import secrets
 import string
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-from devstack.fakes.registry_tokens import (
-    Signer,
-    ensure_signing_material,
-    now,
-    parse_time,
-    registry_token_body,
-    requested_scopes,
-    rfc3339,
-)
+from devstack.fakes.registry_tokens import now, parse_time, rfc3339
+from devstack.fakes.state_base import BaseConfig, FakeBackend, digest
 
-from .state import Identity, State, digest, live
+from .state import Identity, State, live
 
 REGISTRY_TOKEN_TTL = 300
 RATE_WINDOW_S = 3600
@@ -67,12 +59,7 @@ Json = dict[str, Any]
 
 
 @dataclass
-class Config:
-    state_dir: Path
-    admin_user: str
-    admin_secret: str
-    key_path: Path
-    cert_path: Path
+class Config(BaseConfig):
     public_repos: list[str] = field(default_factory=list)
     service: str = "ghcr.io"
     issuer: str = "ghcr-issuer"
@@ -153,33 +140,17 @@ class Window:
         }
 
 
-class GitHub:
-    """The fake's logic, independent of HTTP plumbing."""
+class GitHub(FakeBackend):
+    """The fake's logic, independent of HTTP plumbing (request log and minted secrets: `FakeBackend`)."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_signing_material(config.key_path, config.cert_path)
-        self.signer = Signer(config.key_path, config.cert_path)
         self.state = State(config.state_dir / "state.json")
-        self.log_path = config.state_dir / "requests.jsonl"
-        self._log_lock = threading.Lock()
         self._rate_lock = threading.Lock()
         self._windows: dict[tuple[str, str], Window] = {}
         self.public = {r.lower() for r in config.public_repos}
         self._ensure_admin_token()
-
-    # ---- records and logs
-
-    def record_minted(self, token: str) -> None:
-        """Test-only: the clear text of a minted token, for the tests' leak checks (never read by regcred)."""
-        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
-            fh.write(json.dumps({"token": token}) + "\n")
-
-    def log(self, entry: Json) -> None:
-        line = json.dumps(entry, sort_keys=True)
-        with self._log_lock, self.log_path.open("a") as fh:
-            fh.write(line + "\n")
 
     # ---- tokens
 
@@ -193,7 +164,7 @@ class GitHub:
 
     def _store(self, token: str, scopes: list[str], expires_at: str | None, note: str) -> Json:
         record = {
-            "id": self.state.next_id(),
+            "id": self.state.next_seq(),
             "digest": digest(token),
             "scopes": normalize_scopes(scopes),
             "expires_at": expires_at,
@@ -330,27 +301,11 @@ class GitHub:
         return self.identity(token)
 
     def registry_token(self, who: Identity, service: str, scopes: Iterable[str]) -> tuple[Json, list[Json]]:
-        access: list[Json] = []
-        for name, actions in requested_scopes(scopes):
-            allowed = self.allowed_actions(who, name)
-            wanted = allowed if "*" in actions else set(actions)
-            granted = sorted(wanted & allowed)
-            if not granted:
-                continue  # narrowed silently, as a token server does
-            merged = next((a for a in access if a["name"] == name), None)
-            if merged:
-                merged["actions"] = sorted(set(merged["actions"]) | set(granted))
-            else:
-                access.append({"type": "repository", "name": name, "actions": granted})
-        body = registry_token_body(
-            self.signer,
-            issuer=self.config.issuer,
-            subject=who.login or "anonymous",
-            service=service,
-            access=access,
-            ttl=REGISTRY_TOKEN_TTL,
+        """Narrowed silently, as a token server does."""
+        allowed = partial(self.allowed_actions, who)
+        return self.grant_registry_token(
+            who.login or "anonymous", service, scopes, allowed, REGISTRY_TOKEN_TTL
         )
-        return body, access
 
     def user(self, base_url: str) -> Json:
         """The authenticated user, as GET /user shows it (a subset of its fields)."""

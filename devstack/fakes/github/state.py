@@ -3,21 +3,14 @@ digests, never in clear. Test double only; see ``devstack/fakes/github/__init__.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.fakes.registry_tokens import now, parse_time
+from devstack.fakes.state_base import JsonState, Table, digest
 
 Json = dict[str, Any]
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass
@@ -37,30 +30,13 @@ class Identity:
         return "anonymous" if self.anonymous else f"pat:{self.login}:{self.token_id}"
 
 
-class State:
+class State(JsonState):
     """Tokens, persisted as JSON in ``state.json`` (secrets only as SHA-256 digests)."""
 
+    tokens = Table("tokens")  # token records by id
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.data: Json = {"seq": 0, "tokens": {}}
-        if path.exists():
-            self.data.update(json.loads(path.read_text()))
-
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
-
-    def next_id(self) -> int:
-        self.data["seq"] += 1
-        return int(self.data["seq"])
-
-    @property
-    def tokens(self) -> dict[str, Json]:
-        """Token records by id (a string: JSON object keys)."""
-        return self.data["tokens"]  # type: ignore[no-any-return]
+        super().__init__(path, {"seq": 0, "tokens": {}})
 
     def by_digest(self, value: str) -> Json | None:
         want = digest(value)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from devstack.fakes.registry_tokens import now
+from devstack.fakes.state_base import FakeBackend, digest
 
 from .state import (
     MAINTAINER,
@@ -18,10 +19,10 @@ from .state import (
     State,
     Who,
     bad_request,
-    digest,
     message,
     midnight,
     param_error,
+    required,
     rfc3339_ms,
     today,
     unauthorized,
@@ -44,16 +45,13 @@ BOT_SCOPES = (
 ROTATE_DEFAULT_DAYS = 7  # /rotate without expires_at, when expiry is enforced: one week
 
 
-class AccessTokens:
-    """The access token endpoints' logic, mixed into `GitLab` (which provides the state and roles)."""
+class AccessTokens(FakeBackend):
+    """The access token endpoints' logic, the base of `GitLab` (which provides the state and roles)."""
 
     config: Config
     state: State
 
     def role(self, user_id: int, kind: str, record: Json) -> int:
-        raise NotImplementedError
-
-    def record_minted(self, token: str) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -101,12 +99,7 @@ class AccessTokens:
         return day.isoformat()
 
     def create_access_token(self, kind: str, holder: Json, who: Who, body: Any) -> Json:
-        body = body if isinstance(body, dict) else {}
-        name, scopes = body.get("name"), body.get("scopes")
-        if name is None:
-            raise param_error("name is missing")
-        if scopes is None:
-            raise param_error("scopes is missing")
+        body, (name, scopes) = required(body, "name", "scopes")
         if not isinstance(name, str) or not name.strip():
             raise param_error("name is empty")
         if not isinstance(scopes, list) or any(s not in BOT_SCOPES for s in scopes):

@@ -1,21 +1,22 @@
 """The GitLab fake's HTTP API: routes under ``/api/v4``, the ``/jwt/auth`` realm, offset pagination headers,
-error bodies, fault injection and the request log. Test double only; see
-``devstack/fakes/gitlab/__init__.py`` for the documented API it follows."""
+error bodies, and what its fault injection and request log do differently, on the plumbing all the fakes
+share (``devstack/fakes/http_base.py``). Test double only; see ``devstack/fakes/gitlab/__init__.py`` for the
+documented API it follows."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import json
 import re
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode
 
-from devstack.fakes.faults import Fault, Faults
-from devstack.fakes.registry_tokens import now, rfc3339
+from devstack.fakes.faults import Fault
+from devstack.fakes.http_base import Answer, FakeHandler, bind
 
 from .model import GitLab
 from .state import Config, GitLabError, Who, message, param_error, unauthorized
@@ -103,119 +104,66 @@ def paginate(
     return chunk, headers
 
 
-class Handler(BaseHTTPRequestHandler):
+@dataclass(frozen=True)
+class Tokens:
+    """What a request under ``/api/v4/(projects|groups)/:id/(deploy|access)_tokens`` is about: the project or
+    group (as the caller may see it), the caller, the token the path names, and whether it is ``/rotate``."""
+
+    kind: str  # project or group
+    holder: Json
+    who: Who
+    token_id: str | None
+    rotate: bool
+
+
+class Handler(FakeHandler):
+    """GitLab's routes and error shapes on the shared plumbing (`devstack.fakes.http_base`)."""
+
     server_version = "fake-gitlab/1"
-    protocol_version = "HTTP/1.1"
+    methods = ("GET", "POST", "PUT", "DELETE", "HEAD")
+    # an ``after`` fault's delay comes after the real work, whose status the log keeps (``real_status``)
+    delay_first = False
+    note_real_status = True
     gitlab: GitLab  # set on the subclass made by make_server
-    faults: Faults
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the JSONL request log is the record
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    # ---- plumbing
-
-    def _dispatch(self, method: str) -> None:
-        split = urlsplit(self.path)
-        self._query = parse_qs(split.query, keep_blank_values=True)
-        # read the body before anything can fail, so a kept-alive connection stays in sync
-        length = int(self.headers.get("Content-Length") or 0)
-        self._raw_body = self.rfile.read(length) if length > 0 else b""
-        self._entry: Json = {
-            "ts": rfc3339(now()),
-            "method": method,
-            "path": split.path,
-            "query_keys": sorted(self._query),
+    def auth_fields(self) -> Json:
+        return {
             "private_token": self.headers.get("PRIVATE-TOKEN") is not None,
             "auth_scheme": (self.headers.get("Authorization") or " ").split(" ", 1)[0].lower() or None,
-            "identity": None,
         }
-        control = self.faults.control(method, split.path, self._json_body(quiet=True))
-        if control is not None:
-            status, body = control
-            self._send(status, body, {})
-            return
-        fault = self.faults.take(method, split.path)
-        if fault is not None and not fault.after:
-            self._fault(fault)
-            return
-        try:
-            status, body, headers = self._route(method, split.path)
-        except GitLabError as err:
-            status, body, headers = err.status, err.body, dict(err.headers)
-        except Exception as err:  # keep serving; GitLab's shape for a 500
-            status, body, headers = 500, {"message": "500 Internal Server Error"}, {}
-            self._entry["exception"] = type(err).__name__
-        if fault is not None:
-            self._entry["real_status"] = status
-            self._fault(fault)
-            return
-        self._entry["status"] = status
-        self.gitlab.log(self._entry)
-        self._send(status, body, headers, head=(method == "HEAD"))
 
-    def _fault(self, fault: Fault) -> None:
-        if fault.delay_s:
-            time.sleep(fault.delay_s)
-        self._entry.update(fault=fault.id, status=None if fault.drop else fault.status)
-        self.gitlab.log(self._entry)
-        if fault.drop:
-            self.close_connection = True  # no answer at all: the connection just closes
-            return
+    def error_body(self, status: int, message: str | None) -> Any:
+        return error_body(status)[0]
+
+    def error_answer(self, err: Exception, path: str) -> Answer:
+        if isinstance(err, GitLabError):
+            return err.status, err.body, dict(err.headers)
+        return super().error_answer(err, path)  # GitLab's shape for a 500
+
+    def fault_reply(self, fault: Fault, path: str, after: bool) -> tuple[Any, dict[str, str]]:
         body, headers = error_body(fault.status)
         if fault.body is not None:
             body, headers = fault.body, {k: v for k, v in headers.items() if k != "Content-Type"}
-        self._send(fault.status, body, {**headers, **fault.headers})
+        return body, {**headers, **fault.headers}
 
-    def _send(self, status: int, body: Any, headers: dict[str, str], head: bool = False) -> None:
+    def encode(self, status: int, body: Any, headers: dict[str, str]) -> tuple[bytes, str | None]:
+        """A str is sent as it is (the rate limiter's text, with its own Content-Type)."""
         if body is None:
-            payload = b""
-        elif isinstance(body, str):
-            payload = body.encode()
-        else:
-            payload = json.dumps(body).encode()
-        self.send_response(status)
-        if body is not None and "Content-Type" not in headers:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if not head and payload:
-            self.wfile.write(payload)
+            return b"", None
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        return payload, None if "Content-Type" in headers else self.json_type
 
-    def _json_body(self, quiet: bool = False) -> Any:
-        if not self._raw_body:
-            return None
-        try:
-            return json.loads(self._raw_body)
-        except ValueError:
-            if quiet:
-                return None
-            raise message(400, "400 Bad request - the request body is not valid JSON") from None
+    def bad_json(self) -> Exception:
+        return message(400, "400 Bad request - the request body is not valid JSON")
 
     def _params(self) -> Json:
         """POST parameters: a JSON body, else form fields (``scopes[]`` as a list), else the query string."""
-        body = self._json_body()
+        body = self.json_body()
         if isinstance(body, dict):
             return body
         ctype = self.headers.get("Content-Type") or ""
-        source = self._raw_body.decode() if "form" in ctype else ""
-        fields = parse_qs(source, keep_blank_values=True) if source else self._query
+        source = self.raw_body.decode() if "form" in ctype else ""
+        fields = parse_qs(source, keep_blank_values=True) if source else self.query
         out: Json = {}
         for key, values in fields.items():
             if key.endswith("[]"):
@@ -226,30 +174,21 @@ class Handler(BaseHTTPRequestHandler):
             out["access_level"] = int(out["access_level"])
         return out
 
-    def _base_url(self, path: str) -> str:
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
-        return f"http://{host}{path}"
-
     def _who(self, method: str, *, required: bool = True) -> Who | None:
         token = self.headers.get("PRIVATE-TOKEN")
         if token is None:
-            scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
-            token = value.strip() if scheme.lower() == "bearer" else None
+            token = self.bearer()
         if not token:
             if required:
                 raise unauthorized()
             return None
-        who = self.gitlab.api_identity(token.strip())
-        if who is None:
-            self._entry["auth_failed"] = True
-            raise unauthorized()
-        self._entry["identity"] = who.label()
+        who = self.identified(self.gitlab.api_identity(token.strip()), unauthorized())
         self.gitlab.require_scope(who, method)
         return who
 
     # ---- routes
 
-    def _route(self, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
+    def route(self, method: str, path: str) -> Answer:
         path = path.rstrip("/") or "/"
         gl = self.gitlab
         if path == "/jwt/auth":
@@ -271,10 +210,10 @@ class Handler(BaseHTTPRequestHandler):
             who = self._who(method)
             assert who is not None
             with gl.state.lock:
-                holder = gl.holder(kind, unquote(ident), who)
+                at = Tokens(kind, gl.holder(kind, unquote(ident), who), who, token_id, rotate is not None)
                 if collection == "deploy_tokens":
-                    return self._deploy_tokens(method, path, kind, holder, who, token_id, rotate)
-                return self._access_tokens(method, path, kind, holder, who, token_id, rotate)
+                    return self._deploy_tokens(method, path, at)
+                return self._access_tokens(method, path, at)
         m = _RESOURCE.fullmatch(path)
         if m:
             if method != "GET":
@@ -288,96 +227,66 @@ class Handler(BaseHTTPRequestHandler):
             raise message(404, "404 Not Found")
         return 404, {"error": "404 Not Found"}, {}
 
-    def _deploy_tokens(
-        self,
-        method: str,
-        path: str,
-        kind: str,
-        holder: Json,
-        who: Who,
-        token_id: str | None,
-        rotate: str | None,
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _deploy_tokens(self, method: str, path: str, at: Tokens) -> Answer:
         gl = self.gitlab
-        if rotate is not None:
+        if at.rotate:
             raise message(404, "404 Not Found")
-        if token_id is None:
+        if at.token_id is None:
             if method == "POST":
-                return 201, gl.create_deploy_token(kind, holder, who, self._params()), {}
+                return 201, gl.create_deploy_token(at.kind, at.holder, at.who, self._params()), {}
             if method == "GET":
-                active = (self._query.get("active") or [""])[-1].lower()
+                active = (self.last("active") or "").lower()
                 if active not in ("", "true", "false"):
                     raise param_error("active is invalid")
-                items = gl.deploy_tokens(kind, holder, who, active_only=active == "true")
-                chunk, headers = paginate(items, self._query, self._base_url(path))
-                return 200, chunk, headers
+                return self._page(
+                    gl.deploy_tokens(at.kind, at.holder, at.who, active_only=active == "true"), path
+                )
             raise message(405, "405 Method Not Allowed")
-        if not token_id.isdigit():
+        if not at.token_id.isdigit():
             raise param_error("token_id is invalid")
-        if method == "GET":
-            return 200, gl.get_deploy_token(kind, holder, who, token_id), {}
-        if method == "DELETE":
-            gl.delete_deploy_token(kind, holder, who, token_id)
-            return 204, None, {}
-        raise message(405, "405 Method Not Allowed")
+        return self._one_token(method, at, gl.get_deploy_token, gl.delete_deploy_token)
 
-    def _access_tokens(
-        self,
-        method: str,
-        path: str,
-        kind: str,
-        holder: Json,
-        who: Who,
-        token_id: str | None,
-        rotate: str | None,
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _access_tokens(self, method: str, path: str, at: Tokens) -> Answer:
         gl = self.gitlab
-        if token_id is None:
+        if at.token_id is None:
             if method == "POST":
-                return 201, gl.create_access_token(kind, holder, who, self._params()), {}
+                return 201, gl.create_access_token(at.kind, at.holder, at.who, self._params()), {}
             if method == "GET":
-                items = gl.access_tokens(kind, holder, who, self._query)
-                chunk, headers = paginate(items, self._query, self._base_url(path))
-                return 200, chunk, headers
+                return self._page(gl.access_tokens(at.kind, at.holder, at.who, self.query), path)
             raise message(405, "405 Method Not Allowed")
-        if rotate is not None:
+        if at.rotate:
             if method != "POST":
                 raise message(405, "405 Method Not Allowed")
-            return 200, gl.rotate_access_token(kind, holder, who, token_id, self._params()), {}
+            return 200, gl.rotate_access_token(at.kind, at.holder, at.who, at.token_id, self._params()), {}
+        return self._one_token(method, at, gl.get_access_token, gl.revoke_access_token)
+
+    @staticmethod
+    def _one_token(method: str, at: Tokens, get: Callable[..., Json], delete: Callable[..., None]) -> Answer:
+        """GET (the token) or DELETE (204) the token the path names."""
         if method == "GET":
-            return 200, gl.get_access_token(kind, holder, who, token_id), {}
+            return 200, get(at.kind, at.holder, at.who, at.token_id), {}
         if method == "DELETE":
-            gl.revoke_access_token(kind, holder, who, token_id)
+            delete(at.kind, at.holder, at.who, at.token_id)
             return 204, None, {}
         raise message(405, "405 Method Not Allowed")
 
-    def _realm(self) -> tuple[int, Any, dict[str, str]]:
+    def _page(self, items: list[Json], path: str) -> Answer:
+        chunk, headers = paginate(items, self.query, self.base_url(path))
+        return 200, chunk, headers
+
+    def _realm(self) -> Answer:
         gl = self.gitlab
-        service = (self._query.get("service") or [""])[-1]
+        service = self.last("service", "")
         if service != gl.config.service:
             return 404, None, {}  # JwtController: head :not_found for an unknown service
-        auth = self.headers.get("Authorization")
-        denied = {"errors": [{"code": "UNAUTHORIZED", "message": "HTTP Basic: Access denied"}]}
-        if auth is None:
-            who = Who("anonymous")
-        else:
-            scheme, _, value = auth.partition(" ")
-            try:
-                decoded = base64.b64decode(value.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            login, sep, password = decoded.partition(":")
-            found = gl.registry_identity(login, password) if scheme.lower() == "basic" and sep else None
-            if found is None:
-                self._entry["auth_failed"] = True
-                return 401, denied, {"WWW-Authenticate": 'Basic realm="GitLab"'}
-            who = found
-        self._entry["identity"] = who.label()
-        requested = self._query.get("scope", [])
+        who = self.realm_identity(gl.registry_identity, Who("anonymous"))
+        if who is None:
+            denied = {"errors": [{"code": "UNAUTHORIZED", "message": "HTTP Basic: Access denied"}]}
+            return 401, denied, {"WWW-Authenticate": 'Basic realm="GitLab"'}
+        requested = self.query.get("scope", [])
         with gl.state.lock:
             body, access = gl.registry_token(who, service, requested)
-        self._entry["scopes_requested"] = [s for raw in requested for s in raw.split()]
-        self._entry["access_granted"] = [f"{a['name']}:{','.join(a['actions'])}" for a in access]
+        self.note_realm(requested, access)
         if who.kind == "anonymous" and not access:
             return 403, {"errors": [{"code": "DENIED", "message": "access forbidden"}]}, {}
         return 200, body, {}
@@ -385,7 +294,5 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(config: Config, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Build (not start) the fake's server; ``port=0`` picks a free port (see ``server.server_address``)."""
-    handler = type("BoundHandler", (Handler,), {"gitlab": GitLab(config), "faults": Faults()})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    gitlab = GitLab(config)
+    return bind(Handler, gitlab, host, port, gitlab=gitlab)

@@ -4,20 +4,13 @@ project and group access tokens, and the registry tokens of its ``/jwt/auth`` re
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
-from devstack.fakes.registry_tokens import (
-    Signer,
-    ensure_signing_material,
-    now,
-    parse_time,
-    registry_token_body,
-    requested_scopes,
-)
+from devstack.fakes.registry_tokens import now, parse_time
+from devstack.fakes.state_base import digest
 
 from .access import AccessTokens
 from .state import (
@@ -30,12 +23,12 @@ from .state import (
     Json,
     State,
     Who,
-    digest,
     forbidden,
     insufficient_scope,
     message,
     midnight,
     param_error,
+    required,
     rfc3339_ms,
     today,
 )
@@ -60,13 +53,9 @@ class GitLab(AccessTokens):
     """The fake instance: one admin user who holds a role on every configured group."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_signing_material(config.key_path, config.cert_path)
-        self.signer = Signer(config.key_path, config.cert_path)
         self.state = State(config.state_dir / "state.json")
-        self.log_path = config.state_dir / "requests.jsonl"
-        self._log_lock = threading.Lock()
         with self.state.lock:
             users = self.state.table("users")
             if "1" not in users:
@@ -79,17 +68,6 @@ class GitLab(AccessTokens):
             for path in config.public_projects:
                 self._ensure_project(path, "public")
             self.state.save()
-
-    # ---- logs
-
-    def log(self, entry: Json) -> None:
-        with self._log_lock, self.log_path.open("a") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-
-    def record_minted(self, token: str) -> None:
-        """Test-only: the clear text of a minted token, for the tests' leak checks (never read by regcred)."""
-        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
-            fh.write(json.dumps({"token": token}) + "\n")
 
     # ---- groups, projects, roles
 
@@ -275,12 +253,7 @@ class GitLab(AccessTokens):
 
     def create_deploy_token(self, kind: str, holder: Json, who: Who, body: Any) -> Json:
         self._deploy_permission(kind, holder, who, write=True)
-        body = body if isinstance(body, dict) else {}
-        name, scopes = body.get("name"), body.get("scopes")
-        if name is None:
-            raise param_error("name is missing")
-        if scopes is None:
-            raise param_error("scopes is missing")
+        body, (name, scopes) = required(body, "name", "scopes")
         if isinstance(scopes, str):
             scopes = [s.strip() for s in scopes.split(",") if s.strip()]  # CommaSeparatedToArray
         if not isinstance(name, str) or not isinstance(scopes, list):
@@ -413,23 +386,6 @@ class GitLab(AccessTokens):
         return acts
 
     def registry_token(self, who: Who, service: str, scopes: Iterable[str]) -> tuple[Json, list[Json]]:
-        access: list[Json] = []
-        for name, actions in requested_scopes(scopes):
-            allowed = self.allowed_actions(who, name)
-            granted = sorted((allowed if "*" in actions else set(actions)) & allowed)
-            if not granted:
-                continue  # narrowed silently
-            merged = next((a for a in access if a["name"] == name), None)
-            if merged:
-                merged["actions"] = sorted(set(merged["actions"]) | set(granted))
-            else:
-                access.append({"type": "repository", "name": name, "actions": granted})
-        body = registry_token_body(
-            self.signer,
-            issuer=self.config.issuer,
-            subject=who.username,
-            service=service,
-            access=access,
-            ttl=REGISTRY_TOKEN_TTL,
-        )
-        return body, access
+        """Narrowed silently."""
+        allowed = partial(self.allowed_actions, who)
+        return self.grant_registry_token(who.username, service, scopes, allowed, REGISTRY_TOKEN_TTL)

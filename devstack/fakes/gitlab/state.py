@@ -4,24 +4,17 @@ as SHA-256 digests) and GitLab's error bodies. Test double only; see ``devstack/
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.fakes.registry_tokens import now
+from devstack.fakes.state_base import BaseConfig, JsonState
 
 Json = dict[str, Any]
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 ROLES = {"maintainer": MAINTAINER, "owner": OWNER}
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def today() -> dt.date:
@@ -51,6 +44,16 @@ def param_error(text: str) -> GitLabError:
     return GitLabError(400, {"error": text})
 
 
+def required(body: Any, *names: str) -> tuple[Json, list[Any]]:
+    """Grape's ``requires``: the parameters (none unless ``body`` is an object) and the values of ``names``;
+    the first one missing is ``400 {"error": "<name> is missing"}``."""
+    params = body if isinstance(body, dict) else {}
+    for name in names:
+        if params.get(name) is None:
+            raise param_error(f"{name} is missing")
+    return params, [params[name] for name in names]
+
+
 def bad_request(reason: str) -> GitLabError:
     return message(400, f"400 Bad request - {reason}")
 
@@ -75,12 +78,7 @@ def insufficient_scope() -> GitLabError:
 
 
 @dataclass
-class Config:
-    state_dir: Path
-    admin_user: str
-    admin_secret: str
-    key_path: Path
-    cert_path: Path
+class Config(BaseConfig):
     projects: list[str] = field(default_factory=lambda: ["acme/app"])
     public_projects: list[str] = field(default_factory=list)
     service: str = "container_registry"
@@ -107,26 +105,14 @@ class Who:
         return f"{self.kind}:{self.username}{suffix}"
 
 
-class State:
-    """Every record, persisted as JSON (token secrets only as SHA-256 digests)."""
+class State(JsonState):
+    """Every record, persisted as JSON (token secrets only as SHA-256 digests); ``seq`` holds one counter per
+    table."""
 
     TABLES = ("users", "groups", "projects", "members", "deploy_tokens", "access_tokens")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.data: Json = {"seq": {}, **{t: {} for t in self.TABLES}}
-        if path.exists():
-            self.data.update(json.loads(path.read_text()))
-
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
-
-    def table(self, name: str) -> dict[str, Json]:
-        return self.data[name]  # type: ignore[no-any-return]
+        super().__init__(path, {"seq": {}, **{t: {} for t in self.TABLES}})
 
     def insert(self, name: str, record: Json) -> Json:
         seq = self.data["seq"]

@@ -110,7 +110,8 @@ Fake-only conventions (not Harbor behaviour):
 from devstack.fakes.profile import VendorProfile
 
 from .api import make_server
-from .core import Config, Harbor, HarborError
+from .core import Config, Harbor
+from .state import HarborError
 
 __all__ = ["PROFILE", "Config", "Harbor", "HarborError", "make_server"]
 

@@ -1,27 +1,21 @@
-"""The Harbor fake's HTTP API: routes, error bodies, pagination headers, fault injection and the request log.
-Test double only; see ``devstack/fakes/harbor/__init__.py`` for the documented API it follows."""
+"""The Harbor fake's HTTP API: routes, error bodies, pagination headers, and what its fault injection and
+request log do differently, on the plumbing all the fakes share (``devstack/fakes/http_base.py``). Test
+double only; see ``devstack/fakes/harbor/__init__.py`` for the documented API it follows."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
 import re
-import socket
-import time
 import uuid
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from devstack.fakes.faults import Fault, Faults
-from devstack.fakes.registry_tokens import now, rfc3339
+from devstack.fakes.faults import Faults
+from devstack.fakes.http_base import Answer, FakeHandler, bind
 
-from .core import Config, Harbor, HarborError
+from .core import Config, Harbor
 from .query import link_header
-from .state import Identity
+from .state import HarborError, Identity
 
 API = "/api/v2.0"
 REALM = "/service/token"
@@ -41,7 +35,6 @@ CODES = {
 }
 
 Json = dict[str, Any]
-Answer = tuple[int, Any, dict[str, str]]  # status, body (JSON, str for text/plain, None), headers
 
 
 def error_body(status: int, message: str | None = None) -> Json:
@@ -57,152 +50,57 @@ def error_body(status: int, message: str | None = None) -> Json:
     return {"errors": [{"code": code, "message": message or phrase.lower()}]}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(FakeHandler):
+    """Harbor's routes and error shape on the shared plumbing (`devstack.fakes.http_base`)."""
+
     server_version = "fake-harbor/2"
-    protocol_version = "HTTP/1.1"
+    text_type = "text/plain; charset=utf-8"
+    # an ``after`` fault's delay comes after the real work, whose status the log keeps (``real_status``);
+    # a drop shuts the socket down at once
+    delay_first = False
+    note_real_status = True
+    shutdown_on_drop = True
     harbor: Harbor  # set on the subclass made by make_server
-    faults: Faults
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the JSONL log is the record
+    def normalize_path(self, path: str) -> str:
+        return re.sub("/+", "/", path)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def error_body(self, status: int, message: str | None) -> Json:
+        return error_body(status, message)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
+    def error_answer(self, err: Exception, path: str) -> Answer:
+        if isinstance(err, HarborError):
+            return err.status, error_body(err.status, err.message), {}
+        return super().error_answer(err, path)  # keep serving; report as 500 in Harbor's error shape
 
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
+    def encode(self, status: int, body: Any, headers: dict[str, str]) -> tuple[bytes, str | None]:
+        payload, kind = super().encode(status, body, headers)
+        if kind == self.json_type and status >= 400:
+            kind = "application/json; charset=utf-8"
+        return payload, kind
 
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
+    def extra_headers(self) -> dict[str, str]:
+        """Every API answer has an ``X-Request-Id`` (swagger responses/*)."""
+        return {"X-Request-Id": str(uuid.uuid4())} if self.req_path.startswith(API) else {}
 
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    # ---- plumbing
-
-    def _dispatch(self, method: str) -> None:
-        split = urlsplit(self.path)
-        self._query = parse_qs(split.query, keep_blank_values=True)
-        # read the body before anything can fail, so a kept-alive connection stays in sync
-        length = int(self.headers.get("Content-Length") or 0)
-        self._raw_body = self.rfile.read(length) if length > 0 else b""
-        path = re.sub("/+", "/", split.path)
-        control = self.faults.control(method, path, self._control_body())
-        if control is not None:
-            self._send(control[0], control[1], {})
-            return
-        auth = self.headers.get("Authorization")
-        self._entry: Json = {
-            "ts": rfc3339(now()),
-            "method": method,
-            "path": path,
-            "query_keys": sorted(self._query),
-            "authorization": auth is not None,
-            "auth_scheme": auth.split(" ", 1)[0].lower() if auth else None,
-            "identity": None,
-        }
-        fault = self.faults.take(method, path)
-        if fault is not None and not fault.after:
-            self._answer_fault(fault, path)
-            return
-        try:
-            status, body, headers = self._route(method, path)
-        except HarborError as err:
-            status, body, headers = err.status, error_body(err.status, err.message), {}
-        except Exception as err:  # keep serving; report as 500 in Harbor's error shape
-            status, body, headers = 500, error_body(500), {}
-            self._entry["exception"] = type(err).__name__
-        if fault is not None:
-            self._entry["real_status"] = status
-            self._answer_fault(fault, path)
-            return
-        self._entry["status"] = status
-        self.harbor.log(self._entry)
-        self._send(status, body, headers, head=method == "HEAD", api=path.startswith(API))
-
-    def _control_body(self) -> Any:
-        try:
-            return json.loads(self._raw_body) if self._raw_body else None
-        except ValueError:
-            return None
-
-    def _answer_fault(self, fault: Fault, path: str) -> None:
-        if fault.delay_s:
-            time.sleep(fault.delay_s)
-        self._entry["fault"] = fault.id
-        if fault.drop:
-            self._entry["status"] = None
-            self.harbor.log(self._entry)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self._entry["status"] = fault.status
-        self.harbor.log(self._entry)
-        body = fault.body if fault.body is not None else error_body(fault.status)
-        self._send(fault.status, body, dict(fault.headers), api=path.startswith(API))
-
-    def _send(
-        self, status: int, body: Any, headers: dict[str, str], *, head: bool = False, api: bool = False
-    ) -> None:
-        if body is None:
-            payload, kind = b"", None
-        elif isinstance(body, str):
-            payload, kind = body.encode(), "text/plain; charset=utf-8"
-        else:
-            payload = json.dumps(body).encode()
-            kind = "application/json; charset=utf-8" if status >= 400 else "application/json"
-        self.send_response(status)
-        if kind:
-            self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        if api:
-            self.send_header("X-Request-Id", str(uuid.uuid4()))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if not head and payload:
-            self.wfile.write(payload)
-
-    def _json_body(self) -> Any:
-        if not self._raw_body:
-            return None
-        try:
-            return json.loads(self._raw_body)
-        except ValueError:
-            raise HarborError(400, "BAD_REQUEST", "the request body is not valid JSON") from None
-
-    def _basic(self) -> tuple[str, str] | None:
-        scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            user, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return (user, secret) if sep else None
+    def bad_json(self) -> Exception:
+        return HarborError(400, "BAD_REQUEST", "the request body is not valid JSON")
 
     def _identity(self) -> Identity:
         """Harbor's security middleware: a credential that does not authenticate leaves the request
         anonymous (the endpoint then answers 401 where it needs a caller)."""
-        basic = self._basic()
+        basic = self.basic_credentials()
         who = self.harbor.authenticate(*basic) if basic else None
         if who is None:
             if self.headers.get("Authorization") is not None:
-                self._entry["auth_failed"] = True
+                self.entry["auth_failed"] = True
             who = Identity("anonymous")
-        self._entry["identity"] = who.label()
+        self.entry["identity"] = who.label()
         return who
 
     # ---- routes
 
-    def _route(self, method: str, path: str) -> Answer:
+    def route(self, method: str, path: str) -> Answer:
         path = path.rstrip("/") or "/"
         if path == REALM:
             if method != "GET":
@@ -227,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
             self._allow(method, "GET", "POST")
             who = self._identity()
             if method == "POST":
-                created, location = harbor.create_robot(who, self._json_body())
+                created, location = harbor.create_robot(who, self.json_body())
                 return 201, created, {"Location": location}
             return self._list_robots(who, path)
         m = re.fullmatch(r"/robots/([^/]+)", sub)
@@ -237,10 +135,10 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, harbor.get_robot(who, robot_id), {}
             if method == "PUT":
-                harbor.update_robot(who, robot_id, self._json_body())
+                harbor.update_robot(who, robot_id, self.json_body())
                 return 200, None, {}
             if method == "PATCH":
-                return 200, harbor.refresh_secret(who, robot_id, self._json_body()), {}
+                return 200, harbor.refresh_secret(who, robot_id, self.json_body()), {}
             harbor.delete_robot(who, robot_id)
             return 200, None, {}
         raise HarborError(404, "NOT_FOUND", f"{path} not found")
@@ -251,9 +149,9 @@ class Handler(BaseHTTPRequestHandler):
             raise HarborError(405, "METHOD_NOT_ALLOWED", "method not allowed")
 
     def _list_robots(self, who: Identity, path: str) -> Answer:
-        page, total, number, size = self.harbor.list_robots(who, self._query)
+        page, total, number, size = self.harbor.list_robots(who, self.query)
         headers = {"X-Total-Count": str(total)}
-        link = link_header(path, self._query, number, size, total)
+        link = link_header(path, self.query, number, size, total)
         if link:
             headers["Link"] = link
         return 200, page, headers
@@ -263,16 +161,16 @@ class Handler(BaseHTTPRequestHandler):
         anonymous request without a scope (``docker login``) is 401 with an empty body, one with scopes gets
         a token narrowed to what anonymous may do (pull on public projects)."""
         harbor = self.harbor
-        service = (self._query.get("service") or [""])[-1]
+        service = self.last("service", "")
         if service != harbor.config.service:
             return 400, f"Unable to handle service: {service}", {}
         who = self._identity()
-        requested = self._query.get("scope", [])
-        self._entry["scopes_requested"] = [s for raw in requested for s in raw.split()]
-        if who.kind == "anonymous" and not self._entry["scopes_requested"]:
+        requested = self.query.get("scope", [])
+        self.note_realm(requested)
+        if who.kind == "anonymous" and not self.entry["scopes_requested"]:
             return 401, None, {}
         body, access = harbor.registry_token(who, service, requested)
-        self._entry["access_granted"] = [f"{a['name']}:{','.join(a['actions'])}" for a in access]
+        self.note_realm(requested, access)
         return 200, body, {}
 
 
@@ -281,9 +179,7 @@ def make_server(config: Config, host: str = "127.0.0.1", port: int = 0) -> Threa
     ``server.harbor`` and ``server.faults`` are the fake's logic and pending faults."""
     harbor = Harbor(config)
     faults = Faults()
-    handler = type("BoundHandler", (Handler,), {"harbor": harbor, "faults": faults})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = bind(Handler, harbor, host, port, faults=faults, harbor=harbor)
     server.harbor = harbor  # type: ignore[attr-defined]
     server.faults = faults  # type: ignore[attr-defined]
     return server

@@ -4,26 +4,19 @@ registry tokens its realm issues. Test double only; see ``devstack/fakes/harbor/
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import secrets
 import string
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-from devstack.fakes.registry_tokens import (
-    Signer,
-    ensure_signing_material,
-    now,
-    registry_token_body,
-    requested_scopes,
-)
+from devstack.fakes.registry_tokens import now
+from devstack.fakes.state_base import BaseConfig, FakeBackend, digest
 
-from .query import ROBOT_SORT_FIELDS, QueryError, page_params, parse_q, robot_matches, sort_items
-from .state import NEVER, Identity, State, digest, go_time, usable
+from .query import ROBOT_SORT_FIELDS, page_params, parse_q, robot_matches, sort_items
+from .state import NEVER, HarborError, Identity, State, go_time, usable
 
 Json = dict[str, Any]
 
@@ -50,12 +43,7 @@ SECRET_CHARS = string.ascii_letters + string.digits
 
 
 @dataclass
-class Config:
-    state_dir: Path
-    admin_user: str
-    admin_secret: str
-    key_path: Path
-    cert_path: Path
+class Config(BaseConfig):
     projects: list[str] = field(default_factory=lambda: ["acme"])  # private; ids 1, 2, ...
     public_projects: list[str] = field(default_factory=list)  # ids after the private ones
     members: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (password, project role)
@@ -63,16 +51,6 @@ class Config:
     service: str = "harbor-registry"
     issuer: str = "harbor-token-issuer"
     token_minutes: int = 30  # token_expiration, in minutes (lib/config/metadata/metadatalist.go)
-
-
-class HarborError(Exception):
-    """An API error: the HTTP status and Harbor's error code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def bad_request(message: str) -> HarborError:
@@ -106,17 +84,13 @@ def valid_secret(value: str) -> bool:
     )
 
 
-class Harbor:
-    """The fake's logic, independent of HTTP plumbing."""
+class Harbor(FakeBackend):
+    """The fake's logic, independent of HTTP plumbing (request log and minted secrets: `FakeBackend`)."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        ensure_signing_material(config.key_path, config.cert_path)
-        self.signer = Signer(config.key_path, config.cert_path)
         self.state = State(config.state_dir / "state.json")
-        self.log_path = config.state_dir / "requests.jsonl"
-        self._log_lock = threading.Lock()
         created = go_time(now())
         self.projects: list[Json] = [
             {"project_id": i, "name": name, "public": public, "creation_time": created}
@@ -131,18 +105,6 @@ class Harbor:
             if role not in ROLE_IDS:
                 raise ValueError(f"unknown project role {role!r}; one of {', '.join(ROLE_IDS)}")
             self.users[user] = (i, password, role)
-
-    # ---- request log
-
-    def record_minted(self, secret: str) -> None:
-        """Test-only: the clear text of a robot secret, for the tests' leak checks (never read by regcred)."""
-        with self._log_lock, (self.config.state_dir / "minted-secrets.jsonl").open("a") as fh:
-            fh.write(json.dumps({"token": secret}) + "\n")
-
-    def log(self, entry: Json) -> None:
-        line = json.dumps(entry, sort_keys=True)
-        with self._log_lock, self.log_path.open("a") as fh:
-            fh.write(line + "\n")
 
     # ---- identities
 
@@ -349,7 +311,7 @@ class Harbor:
                     raise HarborError(
                         409, "CONFLICT", f"robot account {project['project_id']}:{stored} already exists"
                     )
-            robot_id = self.state.next_id()
+            robot_id = self.state.next_seq()
             rec = {
                 "id": robot_id,
                 "name": stored,
@@ -384,11 +346,8 @@ class Harbor:
         """GET /robots: (page of robots, total, page, page_size); handler/robot.go ListRobot."""
         if who.kind == "anonymous":
             raise unauthorized()
-        try:
-            page, size = page_params(query)
-            terms = parse_q((query.get("q") or [""])[-1])
-        except QueryError as err:
-            raise HarborError(err.status, err.code, err.message) from None
+        page, size = page_params(query)
+        terms = parse_q((query.get("q") or [""])[-1])
         level_term = terms.pop("Level", None)
         project_term = terms.pop("ProjectID", None)
         if level_term is None:
@@ -514,22 +473,8 @@ class Harbor:
         return acts & {"pull", "push", "delete"}
 
     def registry_token(self, who: Identity, service: str, scopes: Iterable[str]) -> tuple[Json, list[Json]]:
-        access: list[Json] = []
-        for name, actions in requested_scopes(scopes):
-            allowed = self.allowed_actions(who, name)
-            granted = sorted(allowed if "*" in actions else set(actions) & allowed)
-            merged = next((a for a in access if a["name"] == name), None)
-            if merged:
-                merged["actions"] = sorted(set(merged["actions"]) | set(granted))
-            else:
-                # Harbor keeps a requested resource with the actions it may not have removed (authutils.go).
-                access.append({"type": "repository", "name": name, "actions": granted})
-        body = registry_token_body(
-            self.signer,
-            issuer=self.config.issuer,
-            subject=who.username if who.kind != "anonymous" else "",
-            service=service,
-            access=access,
-            ttl=self.config.token_minutes * 60,
-        )
-        return body, access
+        """Harbor keeps a requested resource with the actions it may not have removed (authutils.go)."""
+        subject = who.username if who.kind != "anonymous" else ""
+        allowed = partial(self.allowed_actions, who)
+        ttl = self.config.token_minutes * 60
+        return self.grant_registry_token(subject, service, scopes, allowed, ttl, keep_denied=True)

@@ -15,20 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .state import HarborError
+
 MAX_PAGE_SIZE = 100  # swagger parameters/pageSize: maximum 100
 DEFAULT_PAGE_SIZE = 10  # swagger parameters/pageSize: default 10
 
 Json = dict[str, Any]
-
-
-class QueryError(Exception):
-    """A list request Harbor refuses: ``status`` and ``code`` for the errors body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -67,7 +59,7 @@ def parse_q(raw: str) -> dict[str, Term]:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key or not value:
-            raise QueryError(
+            raise HarborError(
                 400, "BAD_REQUEST", 'the query string must contain "=" and the key/value cannot be empty'
             )
         terms[key] = _term(key, value)
@@ -75,7 +67,7 @@ def parse_q(raw: str) -> dict[str, Term]:
 
 
 def _term(key: str, value: str) -> Term:
-    bad = QueryError(400, "BAD_REQUEST", f"invalid query string value: {value}")
+    bad = HarborError(400, "BAD_REQUEST", f"invalid query string value: {value}")
     head = value[0]
     if head == "~":
         if len(value) < 2:
@@ -107,18 +99,18 @@ def page_params(query: dict[str, list[str]]) -> tuple[int, int]:
         try:
             return int(values[-1])
         except ValueError:
-            raise QueryError(
+            raise HarborError(
                 422, "UNPROCESSABLE_ENTITY", f"{name} in query must be of type int64: {values[-1]!r}"
             ) from None
 
     page = number("page", 1)
     size = number("page_size", DEFAULT_PAGE_SIZE)
     if size > MAX_PAGE_SIZE:
-        raise QueryError(
+        raise HarborError(
             422, "UNPROCESSABLE_ENTITY", f"page_size in query should be less than or equal to {MAX_PAGE_SIZE}"
         )
     if page < 1 or size < 1:  # fake-only: Harbor's behaviour here is not documented
-        raise QueryError(422, "UNPROCESSABLE_ENTITY", "page and page_size must be at least 1")
+        raise HarborError(422, "UNPROCESSABLE_ENTITY", "page and page_size must be at least 1")
     return page, size
 
 

@@ -1,31 +1,34 @@
-"""The Harbor fake's persisted state: robot accounts (secrets only as SHA-256 digests) and who a request is.
-Test double only; see ``devstack/fakes/harbor/__init__.py``."""
+"""The Harbor fake's persisted state: robot accounts (secrets only as SHA-256 digests), who a request is, and
+its API error. Test double only; see ``devstack/fakes/harbor/__init__.py``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.fakes.registry_tokens import now
+from devstack.fakes.state_base import JsonState, Table
 
 Json = dict[str, Any]
 NEVER = -1  # expires_at of a robot that never expires (and its duration)
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def go_time(moment: dt.datetime) -> str:
     """A time as Harbor's API writes it (go-openapi strfmt.DateTime: RFC 3339, milliseconds, UTC)."""
     moment = moment.astimezone(dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class HarborError(Exception):
+    """An API error: the HTTP status and Harbor's error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 @dataclass
@@ -46,29 +49,13 @@ class Identity:
         return f"user:{self.username}"
 
 
-class State:
+class State(JsonState):
     """The robots, persisted as JSON under the state directory (secrets only as SHA-256 digests)."""
 
+    robots = Table("robots")
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.RLock()
-        self.data: Json = {"seq": 0, "robots": {}}
-        if path.exists():
-            self.data.update(json.loads(path.read_text()))
-
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
-
-    def next_id(self) -> int:
-        self.data["seq"] += 1
-        return int(self.data["seq"])
-
-    @property
-    def robots(self) -> dict[str, Json]:
-        return self.data["robots"]  # type: ignore[no-any-return]
+        super().__init__(path, {"seq": 0, "robots": {}})
 
 
 def expired(record: Json) -> bool:
