@@ -35,13 +35,27 @@ from .secret import SecretValue, validate
 from .store import CURRENT, PENDING, SecretState
 from .timefmt import format_time
 
-__all__ = ["ImportResult", "Importer", "fingerprint"]
+__all__ = ["ImportResult", "Importer", "fingerprint", "inspect_token"]
 
 
 def fingerprint(password: str) -> str:
     """The token id of an imported credential: 128 bits of SHA-256 of the token. It names the token in tags
     and messages without revealing it (the token is random: the digest cannot be turned back)."""
     return "sha256-" + hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def inspect_token(
+    rotator: Rotator, ctx: StepContext, username: str, password: str, *, now: datetime
+) -> ImportedCredential:
+    """What the vendor of a provider that cannot mint says about an operator's token (its expiry, its user):
+    ProviderError when it refuses the token, ConfigurationError when the token has expired. Both `regcred
+    import` and an importing `regcred onboard` ask here."""
+    facts: ImportedCredential = rotator.vendor(ctx).inspect(username, password)
+    if facts.expires_at is not None and facts.expires_at <= now:
+        raise ConfigurationError(
+            f"the token expired at {format_time(facts.expires_at)}: create a new one; nothing was stored"
+        )
+    return facts
 
 
 @dataclass
@@ -95,10 +109,6 @@ class Importer:
             )
         return state, ctx
 
-    def inspect(self, ctx: StepContext, username: str, password: str) -> ImportedCredential:
-        """What the vendor says about the token (its expiry, its user); ProviderError when it refuses it."""
-        return self.rotator.vendor(ctx).inspect(username, password)  # type: ignore[no-any-return]
-
     def run(self, name: str, *, username: str | None, password: str, dry_run: bool = False) -> ImportResult:
         state, ctx = self.context(name)
         current = self.store.read(state.arn, stage=CURRENT)
@@ -106,12 +116,8 @@ class Importer:
         user = username or current.username
         validate(SecretValue(username=user, password=password))
         self.say(f"asking {ctx.spec.name} about the token")
-        facts = self.inspect(ctx, user, password)
         now = self._now()
-        if facts.expires_at is not None and facts.expires_at <= now:
-            raise ConfigurationError(
-                f"the token expired at {format_time(facts.expires_at)}: create a new one; nothing was stored"
-            )
+        facts = inspect_token(self.rotator, ctx, user, password, now=now)
         if username is None and facts.username:
             user = facts.username
         token_id = fingerprint(password)

@@ -22,7 +22,7 @@ from typing import Any
 from . import config, labels, providers
 from .aws import aws_error_code
 from .errors import ConfigurationError, RegcredError
-from .importing import fingerprint
+from .importing import fingerprint, inspect_token
 from .onboarding_checks import check_rotation_function, check_values, validate_schedule
 from .providers.base import ImportedCredential
 from .revocation import revoke_minted
@@ -407,12 +407,7 @@ class Onboarding:
             return None
         assert request.username is not None and request.password is not None
         self.say(f"asking {ctx.spec.name} about the token")
-        facts: ImportedCredential = self.rotator.vendor(ctx).inspect(request.username, request.password)
-        if facts.expires_at is not None and facts.expires_at <= self._now():
-            raise ConfigurationError(
-                f"the token expired at {format_time(facts.expires_at)}: create a new one; nothing was stored"
-            )
-        return facts
+        return inspect_token(self.rotator, ctx, request.username, request.password, now=self._now())
 
     def _create(self, request: OnboardRequest, ctx: StepContext, images: list[str]) -> OnboardResult:
         value, provider = self._credential(request, ctx)

@@ -306,6 +306,17 @@ class Context:
         out(json.dumps(result, default=str) if self.json else text)
 
 
+def read_token(prompt: str) -> str:
+    """A token to import: asked for without echo on a terminal, else one line of stdin. Empty is a usage
+    error."""
+    import getpass
+
+    token = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline()
+    if not token.strip():
+        raise CommandError("the token to import is empty: nothing was stored", ExitCode.USAGE)
+    return token.strip()
+
+
 def out(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -4,26 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-import sys
 from typing import Any
 
 from .. import config, providers
 from ..errors import ConfigurationError
 from ..onboarding import OnboardIncomplete, Onboarding, OnboardRequest, check_values
-from .base import CommandError, Context, ExitCode, Status, add_command, err
-
-
-def _token(ctx: Context) -> str:
-    """The token to import: a prompt without echo on a terminal, else one line of stdin."""
-    if sys.stdin.isatty():
-        token = getpass.getpass(f"token for {ctx.args.username} (not echoed): ")
-    else:
-        token = sys.stdin.readline().strip()
-    if not token.strip():
-        raise CommandError("the token to import is empty: nothing was stored", ExitCode.USAGE)
-    return token.strip()
+from .base import CommandError, Context, ExitCode, Status, add_command, err, read_token
 
 
 def _settings(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
@@ -70,7 +57,9 @@ def _request(ctx: Context) -> OnboardRequest:
         rotation_lambda=args.rotation_lambda,
         schedule=args.schedule,
         username=args.username,
-        password=_token(ctx) if args.username is not None else None,
+        password=read_token(f"token for {args.username} (not echoed): ")
+        if args.username is not None
+        else None,
         settings=_settings(args),
     )
 

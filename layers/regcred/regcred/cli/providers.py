@@ -3,14 +3,12 @@ provider regcred cannot mint)."""
 
 from __future__ import annotations
 
-import getpass
-import sys
 from typing import Any
 
 from .. import providers
 from ..providers.base import ProviderSpec
 from ..timefmt import format_time
-from .base import SECRET_HELP, CommandError, Context, ExitCode, Status, add_command, table
+from .base import SECRET_HELP, Context, Status, add_command, read_token, table
 
 
 def describe(spec: ProviderSpec) -> dict[str, Any]:
@@ -77,23 +75,13 @@ def cmd_providers(ctx: Context) -> int:
     return 0
 
 
-def _token(username: str | None) -> str:
-    if sys.stdin.isatty():
-        token = getpass.getpass(f"new token{' for ' + username if username else ''} (not echoed): ")
-    else:
-        token = sys.stdin.readline().strip()
-    if not token.strip():
-        raise CommandError("the token to import is empty: nothing was stored", ExitCode.USAGE)
-    return token.strip()
-
-
 def cmd_import(ctx: Context) -> int:
     """Put a new operator-supplied credential through pending -> test -> promote."""
     from ..importing import Importer
     from ..rotation import Rotator
 
     args = ctx.args
-    token = _token(args.username)
+    token = read_token(f"new token{' for ' + args.username if args.username else ''} (not echoed): ")
     rotator = Rotator(
         ctx.store(),
         batch=ctx.client("batch"),
