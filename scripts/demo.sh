@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: on the local stack, onboard a Docker Hub credential, check it, rotate it, and show that the
 # new credential pulls from the real registry while AWSPREVIOUS still holds the old one; then the same
-# for GitLab deploy tokens, through to retirement, and an import for a registry regcred cannot mint for.
+# for GitLab deploy tokens, through to retirement, an import for a registry regcred cannot mint for, and a
+# sweep of them all with `regcred status` after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -72,6 +73,11 @@ echo "$REGCRED_STATIC_ADMIN_TOKEN" | regcred onboard demo/static-pull --provider
     --image "$REGCRED_STATIC_SEED_IMAGE" $REGCRED_STATIC_ONBOARD_ARGS
 echo "$REGCRED_STATIC_IMPORT_TOKEN" | regcred import demo/static-pull --username "$REGCRED_STATIC_IMPORT_USER"
 regcred show demo/static-pull
+
+say "the sweep, as the schedule runs it: prove every managed secret with a fresh login, record it, plan what is next"
+regcred sweep --local
+regcred status
+regcred status demo/batch-pull
 
 say "every provider, and what it declares (regcred providers)"
 regcred providers

@@ -1,4 +1,6 @@
-"""Remediation of image-pull failures from EventBridge (Batch job FAILED, ECS task failed to start).
+"""Remediation of image-pull failures from EventBridge (Batch job FAILED, ECS task failed to start), and of
+what Secrets Manager's rotation events say (RotationSucceeded: resubmit the jobs held for the secret;
+RotationFailed, RotationAbandoned: the SecretsManagerRotationFailed metric and one notification).
 
 Parse, delegate, return. An event that cannot be parsed or handled raises, so that Lambda's async
 retries and then the OnFailure destination (an SQS dead-letter queue) keep it: nothing is dropped.
@@ -20,12 +22,15 @@ from regcred import aws
 from regcred.coalesce import Coalescer
 from regcred.config import parse_duration
 from regcred.failures import FailureClass
+from regcred.held_jobs import HeldJobs, HoldResult
 from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
 from regcred.remediation import Action, Remediator, Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from regcred.events import RotationNotice
 
 _remediator: Remediator | None = None
 
@@ -43,6 +48,7 @@ def build_remediator(start_rotation: Callable[[str], object] | None = None) -> R
     """The remediator with clients from the environment; ``start_rotation`` defaults to RotateSecret."""
     settings = settings_from_env()
     table = os.environ.get("REGCRED_COALESCE_TABLE") or None
+    ddb = aws.client("dynamodb") if table else None
     return Remediator(
         sm=aws.client("secretsmanager"),
         batch=aws.client("batch"),
@@ -50,7 +56,10 @@ def build_remediator(start_rotation: Callable[[str], object] | None = None) -> R
         kms=aws.client("kms"),
         ecs=aws.client("ecs"),
         sns=aws.client("sns") if settings.topic_arn else None,
-        coalescer=Coalescer(aws.client("dynamodb") if table else None, table, settings.cooldown_s),
+        coalescer=Coalescer(ddb, table, settings.cooldown_s),
+        # Held jobs live in the coalesce table too (pk held#<secret ARN>), so that whichever container gets
+        # the RotationSucceeded event finds them.
+        held=HeldJobs(ddb, table),
         settings=settings,
         start_rotation=start_rotation,
     )
@@ -74,18 +83,24 @@ def _count(name: str, dimensions: dict[str, str]) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Handle one state-change event; returns what was done (for tests and sam local invoke)."""
+    """Handle one state-change or rotation event; returns what was done (for tests and sam local invoke)."""
     from pydantic import ValidationError
 
-    from regcred.events import failure_of, parse_event
+    from regcred.events import SecretRotationEvent, failure_of, parse_event, rotation_of
 
     try:
-        failure = failure_of(parse_event(event))
+        parsed = parse_event(event)
     except ValidationError as exc:
         # Raised on purpose: Lambda retries, then the OnFailure destination keeps the event.
         metrics.add_metric(name="EventsUnparseable", unit=MetricUnit.Count, value=1)
-        logger.error("event is not a Batch or ECS state change", extra={"errors": exc.error_count()})
+        logger.error(
+            "event is not a Batch or ECS state change or a Secrets Manager rotation event",
+            extra={"errors": exc.error_count()},
+        )
         raise
+    if isinstance(parsed, SecretRotationEvent):
+        return _rotation_event(rotation_of(parsed), context)
+    failure = failure_of(parsed)
     logger.append_keys(resource=failure.resource_id, event_id=failure.event_id)
     metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
     if failure.kind == "batch" and failure.status != "FAILED":
@@ -99,6 +114,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             _count("RemediationAction", {"action": action})
         if Action.ROLLED_BACK in outcome.actions:
             metrics.add_metric(name="Rollback", unit=MetricUnit.Count, value=1)
+        if outcome.hold is HoldResult.FULL:
+            metrics.add_metric(name="HeldJobsRefused", unit=MetricUnit.Count, value=1)
         logger.info(
             "pull failure handled",
             extra={
@@ -115,4 +132,32 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "actions": outcome.actions,
         "tagged": outcome.tagged,
         "duplicate": outcome.duplicate,
+        "hold": outcome.hold.value if outcome.hold else None,
     }
+
+
+def _rotation_event(notice: RotationNotice, context: LambdaContext) -> dict[str, Any]:
+    """RotationSucceeded / RotationFailed / RotationAbandoned of a secret (`Remediator.handle_rotation`)."""
+    logger.append_keys(secret=notice.secret_arn, event_id=notice.event_id)
+    metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
+    outcome = _get_remediator().handle_rotation(notice, deadline=Deadline.for_lambda(context, margin_s=10.0))
+    if outcome.rotation_failed:
+        # One metric, dimension service only (what Powertools adds from POWERTOOLS_SERVICE_NAME): the alarm
+        # on rotation failures matches exactly that.
+        with single_metric(
+            name="SecretsManagerRotationFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ):
+            pass
+    if outcome.resubmitted:
+        metrics.add_metric(name="HeldJobsResubmitted", unit=MetricUnit.Count, value=len(outcome.resubmitted))
+    logger.info(
+        "rotation event handled",
+        extra={
+            "rotation_event": outcome.event,
+            "result": outcome.result,
+            "resubmitted": len(outcome.resubmitted),
+            "skipped": len(outcome.skipped),
+            "held": outcome.held,
+        },
+    )
+    return outcome.as_dict()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -62,6 +63,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     except Exception as exc:
         metrics.add_dimension(name="outcome", value=type(exc).__name__)
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
+        # The alarm's metric: the service dimension alone (an alarm matches exact dimensions).
+        with single_metric(
+            name="RotationFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ):
+            pass
         # regcred's messages never carry a secret; other errors (botocore's) are named, not echoed: what
         # reaches the log and Lambda's error response is the AWS error code.
         reason = str(exc) if isinstance(exc, RegcredError) else aws_error_code(exc)

@@ -47,9 +47,8 @@ def sm(stack_env: dict[str, str]) -> Any:
     return boto3.client("secretsmanager", endpoint_url=stack_env["AWS_ENDPOINT_URL"])
 
 
-@pytest.fixture
-def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
-    """A fresh secret holding the fake's admin identity."""
+def dockerhub_admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
+    """A fresh secret (in ``sm``'s region) holding the fake's admin identity, bound to every secret."""
     name = f"admin/{uuid.uuid4().hex[:8]}"
     sm.create_secret(
         Name=name,
@@ -63,6 +62,12 @@ def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
         ),
     )
     return name
+
+
+@pytest.fixture
+def admin_secret(sm: Any, stack_env: dict[str, str]) -> str:
+    """A fresh secret holding the fake's admin identity."""
+    return dockerhub_admin_secret(sm, stack_env)
 
 
 def cli_env(stack_env: dict[str, str]) -> dict[str, str]:

@@ -234,3 +234,180 @@ def test_a_rejected_static_credential_asks_for_an_import_and_never_rotates(
     assert rotation.calls == []
     tags = aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]
     assert tags["regcred:diagnosis"] == "import_needed"
+
+
+# -- the open loop closed: jobs held for an asynchronous rotation, resubmitted when it succeeds --------------
+
+
+class Container:
+    """One execution environment of the deployed function: its own remediator (caches, claims), the same
+    table, topic and account; ``use`` makes it the one the handler runs in."""
+
+    def __init__(self, app: Any, start_rotation: Any) -> None:
+        self.app = app
+        self.remediator = app.build_remediator(start_rotation=start_rotation)
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.app._remediator = self.remediator
+        result: dict[str, Any] = self.app.handler(event, LambdaContext())
+        return result
+
+
+def storm(
+    aws: dict[str, Any], env: dict[str, str], secret_arn: str, jobs: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """``jobs`` real jobs in moto on one queue and definition naming the secret, and their FAILED events."""
+    batch = aws["batch"]
+    queue = batch_queue(batch, aws["iam"])
+    image = f"{env['REGCRED_REGISTRY']}/{env['REGCRED_SEED_IMAGE']}"
+    definition = job_definition(batch, image, secret_arn)
+    template = json.loads((EVENTS / "remediate_batch_auth_failure.json").read_text())
+    events = []
+    for i in range(jobs):
+        job = batch.submit_job(
+            jobName=f"etl-{i}", jobQueue=queue, jobDefinition=definition, parameters={"part": str(i)}
+        )
+        event = copy.deepcopy(template)
+        event["id"] = str(uuid.uuid4())
+        event["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        detail = event["detail"]
+        detail.update(
+            jobId=job["jobId"],
+            jobArn=job["jobArn"],
+            jobName=f"etl-{i}",
+            jobQueue=queue,
+            jobDefinition=definition,
+        )
+        detail["parameters"] = {"part": str(i)}
+        detail["container"]["image"] = image
+        detail["container"].pop("repositoryCredentials")  # found in the job definition
+        event["resources"] = [job["jobArn"]]
+        events.append(event)
+    return queue, events
+
+
+def rotation_event(secret_arn: str, name: str) -> dict[str, Any]:
+    sample = {"RotationSucceeded": "succeeded", "RotationFailed": "failed"}[name]
+    event = json.loads((EVENTS / f"remediate_rotation_{sample}.json").read_text())
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["additionalEventData"]["SecretId"] = secret_arn
+    return event
+
+
+def queue_jobs(aws: dict[str, Any], queue: str) -> dict[str, dict[str, Any]]:
+    ids = [
+        j["jobId"]
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+        for j in aws["batch"].list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+    ]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 100):
+        found.update(
+            {j["jobId"]: j for j in aws["batch"].describe_jobs(jobs=ids[start : start + 100])["jobs"]}
+        )
+    return found
+
+
+@pytest.fixture
+def topic_messages(aws: dict[str, Any], stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A topic of this test's own, subscribed by a queue; returns a reader of the messages published."""
+    sqs = boto3.client("sqs", endpoint_url=stack_env["AWS_ENDPOINT_URL"])
+    topic = aws["sns"].create_topic(Name=f"regcred-{uuid.uuid4().hex[:6]}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"notes-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("REGCRED_TOPIC_ARN", topic)
+    monkeypatch.setenv("REGCRED_RESUBMIT", "true")
+
+    def read() -> list[str]:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        return [json.loads(m["Body"])["Message"] for m in messages]
+
+    return read
+
+
+def test_a_storm_is_held_and_each_job_resubmitted_once_when_the_rotation_succeeds_even_delivered_twice(
+    aws: dict[str, Any], stack_env: dict[str, str], admin_secret: str, topic_messages: Any
+) -> None:
+    app = load("remediate")
+    rotation = SecretsManagerRotation()
+    one, two = Container(app, rotation), Container(app, rotation)
+    try:
+        # Given a secret with rotation enabled whose token was revoked at the vendor, and 40 jobs failing on
+        # it, each event delivered twice (to either container)
+        arn, old = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
+        hub(stack_env).revoke(old.token_id or "")
+        queue, events = storm(aws, stack_env, arn, 40)
+        results = [(one, two)[(i + i // 40) % 2].invoke(e) for i, e in enumerate(events + events)]
+        # Then one rotation, every job held for it (each once), none resubmitted yet
+        assert rotation.calls == [arn]
+        assert {r["diagnosis"] for r in results} == {"rotation_started"}
+        holds = [r["hold"] for r in results]
+        assert holds.count("held") == 40 and holds.count("already_held") == 40
+        tags = aws["batch"].list_tags_for_resource(resourceArn=events[7]["detail"]["jobArn"])["tags"]
+        assert tags["regcred:held"] == "awaiting-rotation"
+        assert len(queue_jobs(aws, queue)) == 40
+        # When Secrets Manager's RotationSucceeded arrives, twice (at either container)
+        first = one.invoke(rotation_event(arn, "RotationSucceeded"))
+        second = two.invoke(rotation_event(arn, "RotationSucceeded"))
+    finally:
+        app._remediator = None
+    # Then each held job was resubmitted exactly once, and the second delivery found none
+    originals = {e["detail"]["jobId"] for e in events}
+    assert first["result"] == "resubmitted" and set(first["resubmitted"]) == originals
+    assert first["skipped"] == {} and first["held"] == 0
+    assert second["result"] == "nothing_held" and second["resubmitted"] == {}
+    jobs = queue_jobs(aws, queue)
+    assert len(jobs) == 80
+    for original, new in first["resubmitted"].items():
+        assert jobs[new]["tags"]["regcred:resubmission-of"] == original
+        assert jobs[new]["parameters"] == jobs[original]["parameters"]
+        assert jobs[original]["tags"]["regcred:resubmitted-as"] == new
+    # And the credential the resubmitted jobs will pull with is the new one, which pulls
+    new_value = parse(
+        aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"]
+    )
+    assert new_value.token_id != old.token_id and pulls(stack_env, new_value) == 200
+    assert new_value.password not in json.dumps(topic_messages())
+
+
+def test_a_failed_rotation_is_counted_and_notified_once_and_resubmits_nothing(
+    aws: dict[str, Any],
+    stack_env: dict[str, str],
+    admin_secret: str,
+    topic_messages: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = load("remediate")
+    started: list[str] = []  # RotateSecret as Secrets Manager does it: asynchronously (here: never)
+    one, two = Container(app, started.append), Container(app, started.append)
+    try:
+        arn, old = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
+        hub(stack_env).revoke(old.token_id or "")
+        queue, events = storm(aws, stack_env, arn, 5)
+        for i, event in enumerate(events):
+            (one, two)[i % 2].invoke(event)
+        assert started == [arn]
+        topic_messages()  # the rotation_started notification
+        capsys.readouterr()
+        # When Secrets Manager reports the rotation failed, twice
+        results = [c.invoke(rotation_event(arn, "RotationFailed")) for c in (one, two)]
+    finally:
+        app._remediator = None
+    # Then the metric for each delivery (dimension service only), one notification, no resubmission
+    assert [r["result"] for r in results] == ["notified", "coalesced"]
+    assert all(r["resubmitted"] == {} and r["held"] == 5 for r in results)
+    out = capsys.readouterr().out
+    records = [json.loads(line) for line in out.splitlines() if '"SecretsManagerRotationFailed"' in line]
+    assert len(records) == 2
+    assert all(r["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]] for r in records)
+    notes = topic_messages()
+    assert len(notes) == 1 and "RotationFailed" in notes[0] and "held for this rotation: 5" in notes[0]
+    assert old.password not in notes[0]
+    assert len(queue_jobs(aws, queue)) == 5
+    tags = aws["batch"].list_tags_for_resource(resourceArn=events[0]["detail"]["jobArn"])["tags"]
+    assert tags["regcred:held"] == "awaiting-rotation"

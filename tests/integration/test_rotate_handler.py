@@ -76,6 +76,11 @@ def test_a_failed_step_raises_and_is_counted(
         rotate_app.handler(event, LambdaContext())
     out, _ = capfd.readouterr()
     assert "RotationStepFailed" in out
+    # The alarm's metric carries the service dimension alone (RotationFailedAlarm matches exactly that).
+    blobs = [json.loads(line) for line in out.splitlines() if '"RotationFailed"' in line]
+    assert len(blobs) == 1
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert blobs[0]["RotationFailed"] == [1.0] and blobs[0]["service"]
 
 
 def test_an_event_that_is_not_a_rotation_is_refused(rotate_app: Any) -> None:

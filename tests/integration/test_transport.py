@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -1435,3 +1436,56 @@ def test_transport_errors_never_quote_headers_queries_or_bodies(
     for mark in (QUERY_MARK, HEADER_MARK, BODY_MARK, "X-Trace", "token="):
         assert mark not in message, scenario
     assert err.value.__cause__ is None
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # connections stay open: urllib3 pools them between requests
+    body = bytes(range(256)) * 8
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_one_transport_serves_many_threads_on_pooled_connections(transport: Callable[..., Transport]) -> None:
+    # The sweep shares one transport among its threads. Once a body is read, urllib3 hands its connection
+    # back to the pool, where another thread may take it (or close it) while the first is still in its read
+    # loop: the loop must not touch that connection's socket again.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server.daemon_threads = True
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        port = server.server_address[1]
+        shared = transport(Origin("http", "127.0.0.1", port))
+        answers: list[tuple[int, bytes]] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            for _ in range(40):
+                try:
+                    reply = shared.request("GET", f"http://127.0.0.1:{port}/v2/", deadline=soon())
+                except BaseException as exc:
+                    with lock:
+                        errors.append(exc)
+                    continue
+                with lock:
+                    answers.append((reply.status, reply.body))
+
+        threads = [threading.Thread(target=work) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert errors == []
+    assert len(answers) == 640 and all(a == (200, _KeepAlive.body) for a in answers)

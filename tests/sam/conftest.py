@@ -126,6 +126,13 @@ def sam(
             "REGCRED_COOLDOWN": "15m",
             "REGCRED_RESUBMIT": "false",
         },
+        "SweepFunction": {
+            "REGCRED_COALESCE_TABLE": aws["coalesce_table"],
+            # No queue: the sweep runs in the invocation (the fan-out is tested on moto in the integration
+            # tier, tests/integration/test_sweep_stack.py).
+            "REGCRED_SWEEP_QUEUE_URL": "",
+            "REGCRED_SWEEP_PERIOD": "15m",
+        },
     }
     runner = Sam(
         python=harness["SAM_TIER_PYTHON"],

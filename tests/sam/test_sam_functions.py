@@ -2,9 +2,8 @@
 
 The list of functions is read from template.yaml (every AWS::Serverless::Function), and a function's sample
 events are events/<name>_*.json, <name> being the directory of its CodeUri (functions/<name>/). So a function
-added to the template is invoked here without editing this file: the sweep function, which does
-not exist yet, will be invoked with events/sweep_*.json as soon as functions/sweep/ is in the template. A
-function without any sample event fails (add one) rather than being skipped.
+added to the template is invoked here without editing this file (the sweep function takes
+events/sweep_*.json). A function without any sample event fails (add one) rather than being skipped.
 
 Each invoke must reach the handler and return: a result, or an error raised by the function's own code
 (e.g. the rotation sample events name a secret that does not exist in moto). An error of the runtime itself
@@ -41,6 +40,20 @@ EXPECTED: dict[str, dict[str, tuple[Any, ...]]] = {
     "remediate_batch_secret_access_denied.json": {"class": ("secret_retrieval",)},
     "remediate_ecs_task_auth_failure.json": {"class": ("auth",)},
     "remediate_batch_succeeded.json": {"ignored": ("status SUCCEEDED",)},
+    # Swept in the invocation: fewer secrets than the fan-out threshold.
+    "sweep_schedule.json": {"fanned_out": (0,)},
+    # Secrets Manager's rotation events, for a secret the stack does not have: nothing to resubmit (and the
+    # tier deploys with ResubmitJobs off), no metric and no notification for a secret regcred does not manage.
+    "remediate_rotation_succeeded.json": {
+        "rotation_event": ("RotationSucceeded",),
+        "result": ("resubmit_disabled", "secret_missing"),
+        "resubmitted": ({},),
+    },
+    "remediate_rotation_failed.json": {"rotation_event": ("RotationFailed",), "result": ("secret_missing",)},
+    "remediate_rotation_abandoned.json": {
+        "rotation_event": ("RotationAbandoned",),
+        "result": ("secret_missing",),
+    },
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,13 @@ from moto import mock_aws
 
 from regcred import config
 from regcred.coalesce import Coalescer
-from regcred.events import failure_of, parse_event
+from regcred.events import failure_of, parse_event, rotation_of
+from regcred.held_jobs import HeldJobs, HoldResult, Taken
 from regcred.hosts import Origin
 from regcred.registry import Credential, ImageCheck, PullCheck, PullStatus
 from regcred.remediation import Diagnosis, Remediator, Settings, tag_value
-from regcred.rotation import CURRENT
+from regcred.resubmission import ResubmissionIncomplete
+from regcred.rotation import CURRENT, PENDING
 from regcred.routing import Deployment, Routing
 from regcred.secret import SecretValue, parse, render
 from tests.aws_setup import assume_role_policy, batch_queue
@@ -158,6 +161,7 @@ def remediator(
     *,
     table: str | None = "coalesce",
     resubmit: bool = False,
+    held: HeldJobs | None = None,
 ) -> Remediator:
     return Remediator(
         sm=aws["secretsmanager"],
@@ -169,6 +173,7 @@ def remediator(
         deployment=DEPLOYMENT,
         settings=Settings(topic_arn=aws["topic"], resubmit=resubmit),
         start_rotation=rotations,
+        held=held or HeldJobs(aws["dynamodb"] if table else None, table),
     )
 
 
@@ -423,7 +428,11 @@ def test_tag_values_follow_batch_rules() -> None:
 def test_every_event_file_parses() -> None:
     # Contract: what sam local invoke -e feeds each function is what its parser accepts.
     for path in sorted(EVENTS.glob("remediate_*.json")):
-        failure = failure_of(parse_event(json.loads(path.read_text())))
+        event = parse_event(json.loads(path.read_text()))
+        if path.name.startswith("remediate_rotation_"):
+            assert rotation_of(event).secret_arn, path.name  # type: ignore[arg-type]
+            continue
+        failure = failure_of(event)
         assert failure.resource_id, path.name
     for path in sorted(EVENTS.glob("rotate_*.json")):
         event = json.loads(path.read_text())
@@ -519,3 +528,391 @@ def test_a_value_naming_another_registry_is_misconfigured_not_probed(aws: dict[s
     )
     assert outcome.diagnosis == "secret_misconfigured"
     assert registry.calls == [] and rotations.started == []
+
+
+# -- held jobs: the store, on DynamoDB (moto) and in process ---------------------------------------------
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:batch/pull-AbCdEf"
+
+
+@pytest.fixture(params=["dynamodb", "process"])
+def store(request: pytest.FixtureRequest, aws: dict[str, Any]) -> Iterator[Any]:
+    clock = {"t": 1_800_000_000.0}
+
+    def make(**kwargs: Any) -> HeldJobs:
+        ddb = aws["dynamodb"] if request.param == "dynamodb" else None
+        return HeldJobs(ddb, "coalesce" if ddb else None, now=lambda: clock["t"], **kwargs)
+
+    make.clock = clock  # type: ignore[attr-defined]
+    yield make
+
+
+def test_held_jobs_are_taken_once_and_not_while_awscurrent_is_the_rejected_version(store: Any) -> None:
+    held = store()
+    assert held.hold(SECRET, "j1", failed_at=None, rejected_version="v1") is HoldResult.HELD
+    assert held.hold(SECRET, "j2", failed_at=None) is HoldResult.HELD
+    assert held.hold(SECRET, "j1", failed_at=None) is HoldResult.ALREADY_HELD  # a redelivery
+    assert held.count(SECRET) == 2
+    assert held.take(SECRET, current_version="v1") is None
+    assert held.count(SECRET) == 2
+    assert held.take(SECRET, current_version="v2") == Taken(("j1", "j2"))
+    # The second delivery of the event gets nothing
+    assert held.take(SECRET, current_version="v2") == Taken(())
+    assert held.count(SECRET) == 0
+    assert held.count("arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf") == 0
+
+
+def test_held_jobs_in_dynamodb_are_shared_and_taken_once(aws: dict[str, Any]) -> None:
+    a = HeldJobs(aws["dynamodb"], "coalesce")
+    b = HeldJobs(aws["dynamodb"], "coalesce")
+    assert a.hold(SECRET, "j1", failed_at=None, rejected_version="v1") is HoldResult.HELD
+    assert b.hold(SECRET, "j2", failed_at=None, rejected_version="v9") is HoldResult.HELD
+    assert b.hold(SECRET, "j1", failed_at=None) is HoldResult.ALREADY_HELD
+    assert a.count(SECRET) == b.count(SECRET) == 2
+    assert b.take(SECRET, current_version="v1") is None  # the first rejected version recorded stands
+    taken = b.take(SECRET, current_version="v2")
+    assert taken is not None and taken.jobs == ("j1", "j2") and not taken.expired
+    assert a.take(SECRET, current_version="v2") == Taken(())
+    item = aws["dynamodb"].get_item(TableName="coalesce", Key={"pk": {"S": f"held#{SECRET}"}})["Item"]
+    assert "jobs" not in item and "rotated_at" in item and int(item["expires_at"]["N"]) > time.time()
+
+
+def test_the_number_of_held_jobs_is_bounded(store: Any) -> None:
+    held = store(limit=3)
+    assert [held.hold(SECRET, f"j{i}", failed_at=None) for i in range(5)] == [HoldResult.HELD] * 3 + [
+        HoldResult.FULL
+    ] * 2
+    assert held.count(SECRET) == 3
+    assert held.hold(SECRET, "j0", failed_at=None) is HoldResult.ALREADY_HELD
+    taken = held.take(SECRET, current_version="v2")
+    assert taken is not None and taken.jobs == ("j0", "j1", "j2")
+    assert held.hold(SECRET, "j9", failed_at=None) is HoldResult.HELD  # room again
+
+
+def test_a_job_that_failed_before_the_last_successful_rotation_is_not_held(store: Any) -> None:
+    held = store()
+    now = store.clock["t"]
+    taken = held.take(SECRET, current_version="v2")
+    assert taken == Taken(())
+    # Its failure event arrived after the rotation it would wait for: resubmit it now
+    assert held.hold(SECRET, "late", failed_at=now - 30) is HoldResult.ROTATED
+    # A job that failed after that rotation (a new storm) is held for the next one
+    assert held.hold(SECRET, "new", failed_at=now + 30) is HoldResult.HELD
+
+
+def test_held_jobs_expire_and_can_be_put_back(store: Any) -> None:
+    held = store(hold_s=3600)
+    held.hold(SECRET, "j1", failed_at=None)
+    store.clock["t"] += 3601
+    assert held.count(SECRET) == 0  # past its TTL (DynamoDB deletes it eventually)
+    taken = held.take(SECRET, current_version="v2")
+    assert taken is not None and taken.expired and taken.jobs == ("j1",)
+    held.put_back(SECRET, ["j7", "j8"])
+    assert held.count(SECRET) == 2
+    taken = held.take(SECRET, current_version="v3")
+    assert taken is not None and taken.jobs == ("j7", "j8") and not taken.expired
+
+
+# -- held jobs: remediation holds them, RotationSucceeded resubmits them -------------------------------
+
+
+def real_failed_job(
+    aws: dict[str, Any], secret: str, queue: str, *, name: str = "nightly-etl", by_name: bool = False
+) -> dict[str, Any]:
+    """A job that exists in moto (so that DescribeJobs finds it), whose definition names the secret (by ARN,
+    or by name as a job definition may), and its FAILED event: an auth failure."""
+    batch = aws["batch"]
+    parameter = secret.split(":secret:", 1)[1].rsplit("-", 1)[0] if by_name else secret
+    definition = batch.register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={
+            "image": IMAGE,
+            "vcpus": 1,
+            "memory": 128,
+            "repositoryCredentials": {"credentialsParameter": parameter},
+        },
+    )["jobDefinitionArn"]
+    job = batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition, parameters={"day": "mon"})
+    event = event_for("remediate_batch_auth_failure.json", None, job_id=job["jobId"])
+    event["detail"].update(jobArn=job["jobArn"], jobQueue=queue, jobDefinition=definition)
+    event["detail"]["parameters"] = {"day": "mon"}
+    return event
+
+
+def rotation_event(secret: str, name: str = "RotationSucceeded") -> dict[str, Any]:
+    sample = {"RotationSucceeded": "succeeded", "RotationFailed": "failed", "RotationAbandoned": "abandoned"}
+    event = copy.deepcopy(load(f"remediate_rotation_{sample[name]}.json"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["additionalEventData"]["SecretId"] = secret
+    event["detail"]["requestID"] = f"Rotation-{secret}-{uuid.uuid4()}"
+    return event
+
+
+def on_rotation(r: Remediator, event: dict[str, Any], **kwargs: Any) -> Any:
+    return r.handle_rotation(rotation_of(parse_event(event)), **kwargs)  # type: ignore[arg-type]
+
+
+def finish_rotation(aws: dict[str, Any], secret: str, registry: Registry) -> SecretValue:
+    """What the rotate function leaves behind: a new AWSCURRENT the registry accepts, no AWSPENDING."""
+    value = SecretValue("svc", f"rotated-{uuid.uuid4().hex}", REGISTRY, "dockerhub", token_id="tok-rotated")
+    aws["secretsmanager"].put_secret_value(
+        SecretId=secret,
+        ClientRequestToken=str(uuid.uuid4()),
+        SecretString=render(value),
+        VersionStages=[CURRENT],
+    )
+    registry.live.add(value.password)
+    return value
+
+
+def submitted(aws: dict[str, Any], queue: str) -> list[dict[str, Any]]:
+    """Every job of the queue, whatever its status, described."""
+    ids = [
+        j["jobId"]
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+        for j in aws["batch"].list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+    ]
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 100):
+        found += aws["batch"].describe_jobs(jobs=ids[start : start + 100])["jobs"]
+    return found
+
+
+@pytest.fixture
+def queue(aws: dict[str, Any]) -> str:
+    return batch_queue(aws["batch"], aws["iam"])
+
+
+def test_a_storm_is_held_for_the_rotation_and_each_job_resubmitted_once_when_it_succeeds(
+    aws: dict[str, Any], queue: str
+) -> None:
+    # Given a dead token, 12 jobs failing on it (each event delivered twice), ResubmitJobs on
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    first, second = (remediator(aws, registry, rotations, resubmit=True) for _ in range(2))
+    events = [real_failed_job(aws, arn, queue) for _ in range(12)]
+    # (the second delivery of each event goes to the other container)
+    outcomes = [handle((first, second)[(i + i // 12) % 2], e) for i, e in enumerate(events + events)]
+    # Then one rotation, and every job held once (tagged so), none resubmitted yet
+    assert rotations.started == [arn]
+    assert {o.diagnosis for o in outcomes if not o.duplicate} == {"rotation_started"}
+    assert sum("held" in o.actions for o in outcomes) == 12
+    assert [o.hold for o in outcomes].count(HoldResult.ALREADY_HELD) == 12
+    tags = job_tags(aws, events[0])
+    assert tags["regcred:held"] == "awaiting-rotation" and tags["regcred:diagnosis"] == "rotation_started"
+    assert len(submitted(aws, queue)) == 12
+    # When Secrets Manager reports the rotation succeeded before it did (AWSCURRENT still the rejected one)
+    early = on_rotation(first, rotation_event(arn))
+    assert early.result == "current_unchanged" and early.resubmitted == {} and early.held == 12
+    # And then, once it finished, reports it twice (two deliveries, two containers)
+    finish_rotation(aws, arn, registry)
+    done = on_rotation(second, rotation_event(arn))
+    again = on_rotation(first, rotation_event(arn))
+    # Then each held job was resubmitted exactly once, as it was submitted, tagged both ways
+    assert done.result == "resubmitted" and set(done.resubmitted) == {e["detail"]["jobId"] for e in events}
+    assert done.skipped == {} and done.held == 0
+    assert again.result == "nothing_held" and again.resubmitted == {}
+    jobs = {j["jobId"]: j for j in submitted(aws, queue)}
+    assert len(jobs) == 24
+    for original, new in done.resubmitted.items():
+        assert jobs[new]["tags"]["regcred:resubmission-of"] == original
+        assert jobs[new]["jobName"] == "nightly-etl" and jobs[new]["parameters"] == {"day": "mon"}
+        assert jobs[original]["tags"]["regcred:resubmitted-as"] == new
+        assert jobs[original]["tags"]["regcred:held"] == "resubmitted"
+    as_dict = done.as_dict()
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    assert as_dict["rotation_event"] == "RotationSucceeded" and as_dict["secret"] == arn
+
+
+def test_a_resubmitted_job_failing_again_is_not_held(aws: dict[str, Any], queue: str) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    event = real_failed_job(aws, arn, queue)
+    event["detail"]["tags"] = {"regcred:resubmission-of": str(uuid.uuid4())}
+    outcome = handle(r, event)
+    assert outcome.diagnosis == "rotation_started" and outcome.hold is None
+    assert "regcred:held" not in job_tags(aws, event)
+    child = event_for("remediate_batch_auth_failure.json", arn, job_id=f"{uuid.uuid4()}:3")
+    assert handle(r, child).hold is None
+    assert r.held.count(arn) == 0
+
+
+def test_without_resubmit_jobs_nothing_is_held_or_resubmitted(aws: dict[str, Any], queue: str) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations)
+    event = real_failed_job(aws, arn, queue)
+    assert handle(r, event).hold is None and r.held.count(arn) == 0
+    finish_rotation(aws, arn, registry)
+    outcome = on_rotation(r, rotation_event(arn))
+    assert outcome.result == "resubmit_disabled" and outcome.resubmitted == {}
+    assert len(submitted(aws, queue)) == 1
+
+
+def test_a_job_definition_naming_the_secret_by_name_holds_under_its_arn(
+    aws: dict[str, Any], queue: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    handle(r, real_failed_job(aws, arn, queue, by_name=True))  # the owner: probes and rotates
+    other = remediator(aws, registry, rotations, resubmit=True)  # another container: describes once
+    for _ in range(3):
+        assert handle(other, real_failed_job(aws, arn, queue, by_name=True)).hold is HoldResult.HELD
+    assert r.held.count(arn) == 4
+
+
+def test_a_rotation_still_in_progress_keeps_the_jobs_held(aws: dict[str, Any], queue: str) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, new = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    handle(r, real_failed_job(aws, arn, queue))
+    finish_rotation(aws, arn, registry)
+    # A newer rotation has started (AWSPENDING on another version): its own success releases the jobs
+    aws["secretsmanager"].put_secret_value(
+        SecretId=arn, ClientRequestToken=str(uuid.uuid4()), SecretString=render(new), VersionStages=[PENDING]
+    )
+    outcome = on_rotation(r, rotation_event(arn))
+    assert outcome.result == "rotation_in_progress" and outcome.held == 1
+
+
+def test_held_jobs_are_bounded_per_secret_and_the_refusal_is_tagged(aws: dict[str, Any], queue: str) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(
+        aws, registry, rotations, resubmit=True, held=HeldJobs(aws["dynamodb"], "coalesce", limit=2)
+    )
+    events = [real_failed_job(aws, arn, queue) for _ in range(3)]
+    holds = [handle(r, e).hold for e in events]
+    assert holds == [HoldResult.HELD, HoldResult.HELD, HoldResult.FULL]
+    assert job_tags(aws, events[2])["regcred:held"] == "limit-reached"
+    assert r.held.count(arn) == 2
+
+
+def test_a_failure_reported_after_the_rotation_succeeded_is_resubmitted_at_once(
+    aws: dict[str, Any], queue: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    handle(r, real_failed_job(aws, arn, queue))
+    finish_rotation(aws, arn, registry)
+    assert len(on_rotation(r, rotation_event(arn)).resubmitted) == 1
+    # A job that failed on the old token before the rotation finished; its event comes late
+    late = real_failed_job(aws, arn, queue)
+    late["time"] = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    outcome = handle(remediator(aws, registry, rotations, resubmit=True), late)
+    assert outcome.hold is HoldResult.ROTATED and "resubmitted" in outcome.actions
+    tags = job_tags(aws, late)
+    assert tags["regcred:held"] == "resubmitted" and tags["regcred:resubmitted-as"]
+
+
+def test_out_of_time_the_rest_is_held_again_and_the_retry_resubmits_it(
+    aws: dict[str, Any], queue: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    events = [real_failed_job(aws, arn, queue) for _ in range(5)]
+    for event in events:
+        handle(r, event)
+    finish_rotation(aws, arn, registry)
+
+    class Clock:
+        """A deadline that runs out after three jobs."""
+
+        def __init__(self) -> None:
+            self.checks = 0
+
+        def remaining(self) -> float:
+            self.checks += 1
+            return 60.0 if self.checks <= 4 else 1.0
+
+    with pytest.raises(ResubmissionIncomplete):
+        on_rotation(r, rotation_event(arn), deadline=Clock())
+    assert r.held.count(arn) == 2
+    retry = on_rotation(r, rotation_event(arn))
+    assert retry.result == "resubmitted" and len(retry.resubmitted) == 2
+    originals = {e["detail"]["jobId"] for e in events}
+    copies = [j for j in submitted(aws, queue) if j["jobId"] not in originals]
+    assert sorted(j["tags"]["regcred:resubmission-of"] for j in copies) == sorted(originals)
+
+
+def test_a_failed_submit_is_held_again_and_resubmitted_by_the_next_success(
+    aws: dict[str, Any], queue: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    event = real_failed_job(aws, arn, queue)
+    handle(r, event)
+    finish_rotation(aws, arn, registry)
+    real = r.batch.submit_job
+
+    def refused(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ClientException", "Message": "queue disabled"}}, "SubmitJob")
+
+    r.batch.submit_job = refused
+    try:
+        outcome = on_rotation(r, rotation_event(arn))
+    finally:
+        r.batch.submit_job = real
+    job_id = event["detail"]["jobId"]
+    assert outcome.skipped == {job_id: "submit_failed: ClientException"} and outcome.held == 1
+    finish_rotation(aws, arn, registry)
+    assert list(on_rotation(r, rotation_event(arn)).resubmitted) == [job_id]
+
+
+def test_held_jobs_resubmitted_already_or_gone_are_skipped(aws: dict[str, Any], queue: str) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    event = real_failed_job(aws, arn, queue)
+    handle(r, event)
+    aws["batch"].tag_resource(resourceArn=event["detail"]["jobArn"], tags={"regcred:resubmitted-as": "x"})
+    r.held.put_back(arn, ["00000000-0000-4000-8000-000000000000"])
+    finish_rotation(aws, arn, registry)
+    outcome = on_rotation(r, rotation_event(arn))
+    assert outcome.resubmitted == {}
+    assert outcome.skipped == {
+        event["detail"]["jobId"]: "already_resubmitted",
+        "00000000-0000-4000-8000-000000000000": "not_found",
+    }
+
+
+@pytest.mark.parametrize("name", ["RotationFailed", "RotationAbandoned"])
+def test_a_failed_rotation_notifies_once_keeps_the_held_jobs_and_resubmits_nothing(
+    aws: dict[str, Any], queue: str, name: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, value = managed_secret(aws, registry)
+    r = remediator(aws, registry, rotations, resubmit=True)
+    handle(r, real_failed_job(aws, arn, queue))
+    notifications(aws)  # the rotation_started notification
+    first = on_rotation(r, rotation_event(arn, name))
+    second = on_rotation(remediator(aws, registry, rotations, resubmit=True), rotation_event(arn, name))
+    assert first.rotation_failed and second.rotation_failed
+    assert (first.result, second.result) == ("notified", "coalesced")
+    assert first.resubmitted == {} and first.held == second.held == 1
+    notes = notifications(aws)
+    assert len(notes) == 1 and name in notes[0] and arn in notes[0]
+    assert "held for this rotation: 1" in notes[0]
+    assert value.password not in json.dumps(notes)
+    assert len(submitted(aws, queue)) == 1
+
+
+def test_rotation_events_of_secrets_regcred_does_not_manage_are_ignored(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    sm = aws["secretsmanager"]
+    unmanaged = sm.create_secret(Name="rds/app", SecretString="{}")["ARN"]
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
+    r = remediator(aws, registry, rotations, resubmit=True)
+    for name in ("RotationSucceeded", "RotationFailed"):
+        assert on_rotation(r, rotation_event(unmanaged, name)).result == "secret_unmanaged"
+        outcome = on_rotation(r, rotation_event(missing, name))
+        assert outcome.result == "secret_missing" and not outcome.rotation_failed
+    assert notifications(aws) == []

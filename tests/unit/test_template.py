@@ -6,7 +6,11 @@ tagged secrets, the handlers and the layer exist on disk, the layer does not bun
 Runtime the functions may get (its Makefile's merge of the per-runtime trees is run on made-up trees), the
 production template declares no emulator endpoint (its development copy does). For the
 remediation: the rules match the failure events, nothing EventBridge or Lambda gives up on is lost
-(dead-letter queues, alarms on them), and each permission stays as narrow as its API allows.
+(dead-letter queues, alarms on them), and each permission stays as narrow as its API allows. For the
+sweep: its schedule, fan-out queue and event source carry the parameters, its environment and IAM are
+the ones the code expects. Every alarm notifies the topic both ways and names a runbook that exists in
+the README; the dashboard is valid JSON and shows only metrics the code emits. The deployment hardening
+parameters are off by default and their conditions switch what they should.
 """
 
 from __future__ import annotations
@@ -33,11 +37,25 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 LAYER_MAKEFILE = ROOT / "layers" / "regcred" / "Makefile"
 
+README = ROOT / "README.md"
+SWEEP_EVENT = ROOT / "events" / "sweep_schedule.json"
+
 ROTATE = "RotateFunction"
 ROTATE_PERMISSION = "RotateFunctionInvokePermission"
 REMEDIATE = "RemediateFunction"
+SWEEP = "SweepFunction"
+FUNCTIONS = {ROTATE, REMEDIATE, SWEEP}
 EVENTS_DLQ = "EventsDeadLetterQueue"
 FAILURE_QUEUE = "RemediateFailureQueue"
+SWEEP_QUEUE = "SweepQueue"
+SWEEP_DLQ = "SweepDeadLetterQueue"
+SCHEDULE_DLQ = "SweepScheduleDeadLetterQueue"
+DEAD_LETTER_QUEUES = {EVENTS_DLQ, FAILURE_QUEUE, SWEEP_DLQ, SCHEDULE_DLQ}
+SCHEDULE = "SweepSchedule"
+SCHEDULE_ROLE = "SweepScheduleRole"
+SWEEP_EVENT_SOURCE = "SweepQueueEventSource"
+DASHBOARD = "RegcredDashboard"
+SECRETS_KEY = "ManagedSecretsKmsKey"
 COALESCE_TABLE = "CoalesceTable"
 TOPIC = "NotificationTopic"
 RESUBMIT_CONDITION = "ResubmitJobsEnabled"
@@ -69,6 +87,26 @@ KMS_VIA_SERVICES = {
 }
 # KMS actions that touch no key material.
 KMS_METADATA_ACTIONS = {"kms:DescribeKey", "kms:GetKeyPolicy"}
+# The ECR pull-through cache mirror (regcred:ecr-mirror): the only secrets outside the managed/admin tags
+# a function may touch, by name prefix, bound by their regcred:mirror-of tag; read and written, no more.
+MIRROR_OF_TAG = "secretsmanager:ResourceTag/regcred:mirror-of"
+MIRROR_RESOURCE = (
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:ecr-pullthroughcache/*"
+)
+MIRROR_ACTIONS = {
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+}
+# What AWSLambdaVPCAccessExecutionRole grants beyond logging (AWS managed policy reference, v3).
+VPC_ENI_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +279,42 @@ def test_star_resource_only_for_actions_without_resource_level_permissions(templ
             assert not extra, f"{owner} {statement.get('Sid')} grants {sorted(extra)} on Resource '*'"
 
 
+def _secret_statement_problem(statement: dict[str, Any]) -> str | None:
+    """Why an Allow statement with Secrets Manager actions is too wide, or None. Three shapes pass: the
+    managed secrets (regcred:managed=true), the admin secrets (regcred:admin=true, read-only), and the ECR
+    pull-through cache mirrors (ecr-pullthroughcache/* that carry regcred:mirror-of; read and put only)."""
+    from regcred.config import ECR_MIRROR_PREFIX, MIRROR_OF
+
+    actions = set(_as_list(statement["Action"]))
+    secret_actions = {a for a in actions if a.startswith("secretsmanager:")} - STAR_RESOURCE_ACTIONS
+    if secret_actions != actions:
+        return "keep secret actions in statements of their own"
+    resources = [_resource_text(r) for r in _as_list(statement["Resource"])]
+    if not all(re.search(r":secretsmanager:.*:secret:", r) for r in resources):
+        return f"not a secret ARN: {resources}"
+    tags = _conditions(statement, "StringEquals")
+    marks = {k: str(v).lower() for k, v in tags.items() if k in (MANAGED_TAG, ADMIN_TAG)}
+    null = {k: str(v).lower() for k, v in _conditions(statement, "Null").items()}
+    if marks in ({MANAGED_TAG: "true"}, {ADMIN_TAG: "true"}):
+        if ADMIN_TAG in marks and not actions <= ADMIN_SECRET_ACTIONS:
+            return "admin secrets are read-only"
+        return None
+    if marks:
+        return f"condition {tags}"
+    # Not tagged as managed or admin: only the mirror shape.
+    assert f"secretsmanager:ResourceTag/{MIRROR_OF}" == MIRROR_OF_TAG
+    assert MIRROR_RESOURCE.endswith(f":secret:{ECR_MIRROR_PREFIX}*")
+    if resources != [MIRROR_RESOURCE]:
+        return f"untagged secrets other than {ECR_MIRROR_PREFIX}*: {resources}"
+    if null.get(MIRROR_OF_TAG) != "false":
+        return f"a mirror statement without the {MIRROR_OF} condition"
+    if set(statement.get("Condition", {})) != {"Null"} or set(null) != {MIRROR_OF_TAG}:
+        return f"a mirror statement with other conditions: {statement.get('Condition')}"
+    if not actions <= MIRROR_ACTIONS:
+        return f"mirror secrets are read and put only: {sorted(actions - MIRROR_ACTIONS)}"
+    return None
+
+
 def test_secret_permissions_are_scoped_to_tagged_secrets(template: dict[str, Any]) -> None:
     checked = 0
     for owner, statement in _statements(template):
@@ -248,17 +322,82 @@ def test_secret_permissions_are_scoped_to_tagged_secrets(template: dict[str, Any
         secret_actions = {a for a in actions if a.startswith("secretsmanager:")} - STAR_RESOURCE_ACTIONS
         if statement["Effect"] != "Allow" or not secret_actions:
             continue
-        where = f"{owner} {statement.get('Sid')}"
-        assert secret_actions == actions, f"{where}: keep secret actions in statements of their own"
-        for resource in _as_list(statement["Resource"]):
-            assert re.search(r":secretsmanager:.*:secret:", _resource_text(resource)), where
-        tags = _conditions(statement, "StringEquals")
-        marks = {k: str(v).lower() for k, v in tags.items() if k in (MANAGED_TAG, ADMIN_TAG)}
-        assert marks in ({MANAGED_TAG: "true"}, {ADMIN_TAG: "true"}), f"{where}: condition {tags}"
-        if ADMIN_TAG in marks:
-            assert actions <= ADMIN_SECRET_ACTIONS, f"{where}: admin secrets are read-only"
+        assert _secret_statement_problem(statement) is None, f"{owner} {statement.get('Sid')}"
         checked += 1
     assert checked, "no Secrets Manager statement found"
+
+
+_SECRET = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
+_MIRROR_OK = {
+    "Effect": "Allow",
+    "Action": sorted(MIRROR_ACTIONS),
+    "Resource": {"Fn::Sub": MIRROR_RESOURCE},
+    "Condition": {"Null": {MIRROR_OF_TAG: "false"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({}, None),
+        ({"Condition": {}}, "without the regcred:mirror-of condition"),
+        ({"Condition": {"Null": {MIRROR_OF_TAG: "true"}}}, "without the regcred:mirror-of condition"),
+        (
+            {"Condition": {"Null": {"secretsmanager:ResourceTag/regcred:admin-for": "false"}}},
+            "without the regcred:mirror-of condition",
+        ),
+        ({"Resource": {"Fn::Sub": _SECRET}}, "untagged secrets other than ecr-pullthroughcache/*"),
+        (
+            {"Resource": {"Fn::Sub": _SECRET.replace(":secret:*", ":secret:batch/*")}},
+            "untagged secrets other than ecr-pullthroughcache/*",
+        ),
+        ({"Action": [*sorted(MIRROR_ACTIONS), "secretsmanager:DeleteSecret"]}, "read and put only"),
+        ({"Action": ["secretsmanager:UpdateSecretVersionStage"]}, "read and put only"),
+        (
+            {"Condition": {"Null": {MIRROR_OF_TAG: "false"}, "StringLike": {"aws:PrincipalTag/x": "*"}}},
+            "with other conditions",
+        ),
+        ({"Action": ["secretsmanager:PutSecretValue", "kms:Decrypt"]}, "statements of their own"),
+    ],
+)
+def test_mirror_statement_shape_is_checked(change: dict[str, Any], problem: str | None) -> None:
+    statement = {**copy.deepcopy(_MIRROR_OK), **change}
+    found = _secret_statement_problem(statement)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found, found
+
+
+def test_managed_and_admin_statement_shapes_are_checked() -> None:
+    managed = {
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+        "Resource": {"Fn::Sub": _SECRET},
+        "Condition": {"StringEquals": {MANAGED_TAG: "true"}},
+    }
+    assert _secret_statement_problem(managed) is None
+    admin = {**managed, "Condition": {"StringEquals": {ADMIN_TAG: "true"}}}
+    assert _secret_statement_problem(admin) == "admin secrets are read-only"
+    both = {**managed, "Condition": {"StringEquals": {MANAGED_TAG: "true", ADMIN_TAG: "true"}}}
+    assert "condition" in str(_secret_statement_problem(both))
+    untagged = {**managed, "Condition": {}}
+    assert "untagged secrets" in str(_secret_statement_problem(untagged))
+
+
+def test_the_rotation_and_sweep_functions_may_write_the_ecr_mirror(template: dict[str, Any]) -> None:
+    mirror = {
+        owner
+        for owner, s in _statements(template)
+        if s["Effect"] == "Allow"
+        and [_resource_text(r) for r in _as_list(s["Resource"])] == [MIRROR_RESOURCE]
+    }
+    assert mirror == {ROTATE, SWEEP}
+    for owner, statement in _statements(template):
+        if owner in mirror and [_resource_text(r) for r in _as_list(statement["Resource"])] == [
+            MIRROR_RESOURCE
+        ]:
+            assert set(_as_list(statement["Action"])) == MIRROR_ACTIONS, owner
 
 
 def test_functions_may_write_only_bookkeeping_tags_on_secrets(template: dict[str, Any]) -> None:
@@ -269,7 +408,8 @@ def test_functions_may_write_only_bookkeeping_tags_on_secrets(template: dict[str
         for owner, s in _statements(template)
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"} & set(_as_list(s["Action"]))
     ]
-    assert tagging
+    # The rotation function records promotions and failures, the sweep what it saw and retired.
+    assert {owner for owner, _ in tagging} >= {ROTATE, SWEEP}
     for owner, statement in tagging:
         where = f"{owner} {statement.get('Sid')}"
         # Exactly the bookkeeping keys: no configuration tag (provider, registry, api, realm hosts, admin
@@ -310,7 +450,7 @@ def test_kms_keys_used_only_through_services(template: dict[str, Any]) -> None:
 
 def test_handlers_exist(template: dict[str, Any]) -> None:
     functions = _resources(template, "AWS::Serverless::Function")
-    assert {ROTATE, REMEDIATE} <= set(functions)
+    assert set(functions) == FUNCTIONS
     for name, function in functions.items():
         code_uri = ROOT / function["Properties"]["CodeUri"]
         module, _, attribute = _function_property(template, function, "Handler").rpartition(".")
@@ -326,7 +466,7 @@ def test_handlers_exist(template: dict[str, Any]) -> None:
 
 def test_functions_never_record_secrets(template: dict[str, Any]) -> None:
     functions = _resources(template, "AWS::Serverless::Function")
-    assert {ROTATE, REMEDIATE} <= set(functions)
+    assert set(functions) == FUNCTIONS
     for name, function in functions.items():
         env = _function_env(template, function)
         assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
@@ -427,7 +567,7 @@ def test_log_group_and_alarm_follow_every_function(template: dict[str, Any]) -> 
     names = {g["Properties"]["LogGroupName"]["Fn::Sub"]: g for g in groups.values()}
     alarms = _resources(template, "AWS::CloudWatch::Alarm").values()
     functions = _resources(template, "AWS::Serverless::Function")
-    assert {ROTATE, REMEDIATE} <= set(functions)
+    assert set(functions) == FUNCTIONS
     for name in functions:
         assert names[f"/aws/lambda/${{{name}}}"]["Properties"]["RetentionInDays"] == 30, name
         watched = [
@@ -439,11 +579,51 @@ def test_log_group_and_alarm_follow_every_function(template: dict[str, Any]) -> 
         assert watched, f"no alarm on {name}'s Errors"
 
 
-def test_every_alarm_notifies_the_topic(template: dict[str, Any]) -> None:
+def test_every_alarm_notifies_the_topic_both_ways(template: dict[str, Any]) -> None:
     alarms = _resources(template, "AWS::CloudWatch::Alarm")
-    assert alarms
+    assert len(alarms) >= 13
     for name, alarm in alarms.items():
-        assert {"Ref": TOPIC} in alarm["Properties"].get("AlarmActions", []), name
+        props = alarm["Properties"]
+        # Into ALARM and back to OK: a person learns that a problem went away, too.
+        assert props.get("AlarmActions") == [{"Ref": TOPIC}], name
+        assert props.get("OKActions") == [{"Ref": TOPIC}], name
+        # No data (no failure, no sweep in the window) is not a problem; never left to the default.
+        assert props.get("TreatMissingData") in ("notBreaching", "ignore"), name
+
+
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _runbook_anchors() -> set[str]:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"^## Runbooks\n(.*?)(?=^## )", text, re.M | re.S)
+    assert match, "README.md has no Runbooks section"
+    return {_github_anchor(h) for h in re.findall(r"^### (.+)$", match.group(1), re.M)}
+
+
+def test_github_anchor() -> None:
+    assert _github_anchor("InvalidCredentialsAlarm") == "invalidcredentialsalarm"
+    assert _github_anchor("Deployment hardening") == "deployment-hardening"
+    assert _github_anchor("`regcred` on PATH: how?") == "regcred-on-path-how"
+
+
+def test_every_alarm_names_its_runbook(template: dict[str, Any]) -> None:
+    anchors = _runbook_anchors()
+    named = set()
+    for name, alarm in _resources(template, "AWS::CloudWatch::Alarm").items():
+        description = alarm["Properties"]["AlarmDescription"]
+        assert len(description) <= 1024, name
+        found = re.findall(r"Runbook: README\.md#([a-z0-9_-]+)", description)
+        assert found == [name.lower()], (
+            f"{name}: its description must end with Runbook: README.md#{name.lower()}"
+        )
+        assert found[0] in anchors, f"{name}: README.md, Runbooks, has no section {name}"
+        named.add(found[0])
+    # And no runbook for an alarm that is gone.
+    assert anchors == named
 
 
 def _alarms_on(template: dict[str, Any], metric: str, dimension: dict[str, Any]) -> list[dict[str, Any]]:
@@ -454,8 +634,32 @@ def _alarms_on(template: dict[str, Any], metric: str, dimension: dict[str, Any])
     ]
 
 
+def _dead_letter_targets(template: dict[str, Any]) -> set[str]:
+    """Every queue something hands what it gave up on to: EventBridge rule and Scheduler targets, Lambda's
+    OnFailure destinations, SQS redrive policies."""
+    found = set()
+
+    def queue_of(arn: Any) -> None:
+        assert isinstance(arn, dict) and "Fn::GetAtt" in arn and arn["Fn::GetAtt"][1] == "Arn", arn
+        found.add(arn["Fn::GetAtt"][0])
+
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Events::Rule":
+            for target in props["Targets"]:
+                queue_of(target["DeadLetterConfig"]["Arn"])
+        if resource["Type"] == "AWS::Scheduler::Schedule":
+            queue_of(props["Target"]["DeadLetterConfig"]["Arn"])
+        if resource["Type"] == "AWS::Serverless::Function" and "EventInvokeConfig" in props:
+            queue_of(props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"])
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in props:
+            queue_of(props["RedrivePolicy"]["deadLetterTargetArn"])
+    return found
+
+
 def test_dead_letter_queues_alarm_on_the_first_message(template: dict[str, Any]) -> None:
-    for queue in (EVENTS_DLQ, FAILURE_QUEUE):
+    assert _dead_letter_targets(template) == DEAD_LETTER_QUEUES
+    for queue in DEAD_LETTER_QUEUES:
         dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
         alarms = _alarms_on(template, "ApproximateNumberOfMessagesVisible", dimension)
         assert alarms, f"no alarm on {queue}"
@@ -514,6 +718,16 @@ def test_remediation_rules_match_failure_events(template: dict[str, Any]) -> Non
     patterns = [r["Properties"]["EventPattern"] for r in _rules(template).values()]
     batch = [p for p in patterns if p["source"] == ["aws.batch"]]
     ecs = [p for p in patterns if p["source"] == ["aws.ecs"]]
+    rotation = [p for p in patterns if p["source"] == ["aws.secretsmanager"]]
+    assert len(patterns) == len(batch) + len(ecs) + len(rotation)
+    # Secrets Manager's rotation outcomes reach EventBridge through CloudTrail (non-API events).
+    assert rotation == [
+        {
+            "source": ["aws.secretsmanager"],
+            "detail-type": ["AWS Service Event via CloudTrail"],
+            "detail": {"eventName": ["RotationSucceeded", "RotationFailed", "RotationAbandoned"]},
+        }
+    ]
     assert batch == [
         {"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}}
     ]
@@ -528,7 +742,7 @@ def test_remediation_rules_match_failure_events(template: dict[str, Any]) -> Non
 
 def test_every_rule_retries_then_dead_letters(template: dict[str, Any]) -> None:
     rules = _rules(template)
-    assert len(rules) >= 2
+    assert {"BatchJobFailedRule", "EcsTaskFailedToStartRule", "RotationEventsRule"} <= set(rules)
     permissions = _resources(template, "AWS::Lambda::Permission").values()
     for name, rule in rules.items():
         targets = rule["Properties"]["Targets"]
@@ -579,12 +793,36 @@ def test_failed_invocations_go_to_the_failure_queue(template: dict[str, Any]) ->
     }
 
 
-def test_queues_keep_messages_two_weeks_encrypted(template: dict[str, Any]) -> None:
+def test_every_queue_is_encrypted_and_dead_letters_are_kept_two_weeks(template: dict[str, Any]) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
-    assert {EVENTS_DLQ, FAILURE_QUEUE} <= set(queues)
+    assert set(queues) == DEAD_LETTER_QUEUES | {SWEEP_QUEUE}
     for name, queue in queues.items():
-        assert queue["Properties"]["MessageRetentionPeriod"] == 1209600, name
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True, name
+        props = queue["Properties"]
+        assert props["SqsManagedSseEnabled"] is True, name
+        assert "KmsMasterKeyId" not in props, name
+        if name in DEAD_LETTER_QUEUES:
+            assert props["MessageRetentionPeriod"] == 1209600, name
+
+
+def test_the_fan_out_queue_outlives_its_retries(template: dict[str, Any]) -> None:
+    props = template["Resources"][SWEEP_QUEUE]["Properties"]
+    timeout = _function_property(template, template["Resources"][SWEEP], "Timeout")
+    # Lambda's advice for an SQS event source: a visibility timeout of at least 6 times the function's.
+    assert props["VisibilityTimeout"] >= 6 * timeout
+    assert props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [SWEEP_DLQ, "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    # A message that expires before its last receive would never reach the dead-letter queue.
+    assert (
+        props["MessageRetentionPeriod"]
+        > props["RedrivePolicy"]["maxReceiveCount"] * props["VisibilityTimeout"]
+    )
+    # SQS keeps a dead letter by its original enqueue time: the dead-letter queue must keep it longer.
+    assert (
+        template["Resources"][SWEEP_DLQ]["Properties"]["MessageRetentionPeriod"]
+        > props["MessageRetentionPeriod"]
+    )
 
 
 def test_coalesce_table_expires_records(template: dict[str, Any]) -> None:
@@ -603,7 +841,7 @@ def test_remediation_function_settings(template: dict[str, Any]) -> None:
     props = function["Properties"]
     assert props["CodeUri"] == "functions/remediate/"
     assert _function_property(template, function, "Handler") == "app.handler"
-    assert _function_property(template, function, "Timeout") == 60
+    assert _function_property(template, function, "Timeout") == 300
     assert _function_property(template, function, "Tracing") == "Active"
     # Coalescing, not a reservation, bounds the work of a storm (see the template).
     assert "ReservedConcurrentExecutions" not in props
@@ -674,11 +912,14 @@ def test_publish_only_to_the_notification_topic(template: dict[str, Any]) -> Non
 def test_rotate_secret_callers_may_invoke_only_the_rotation_function(template: dict[str, Any]) -> None:
     # RotateSecret also needs lambda:InvokeFunction on the rotation function (API reference).
     rotators = {owner for owner, _ in _granting(template, "secretsmanager:RotateSecret")}
-    assert REMEDIATE in rotators
+    assert rotators == {REMEDIATE, SWEEP}
     invokers = _granting(template, "lambda:InvokeFunction")
     for owner, statement in invokers:
-        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [ROTATE, "Arn"]}], owner
+        # The schedule's role invokes the sweep; a function invokes only the rotation function.
+        target = SWEEP if owner == SCHEDULE_ROLE else ROTATE
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [target, "Arn"]}], owner
     assert rotators <= {owner for owner, _ in invokers}
+    assert {owner for owner, _ in invokers} == rotators | {SCHEDULE_ROLE}
 
 
 def test_execution_role_diagnosis_is_limited_to_roles(template: dict[str, Any]) -> None:
@@ -697,6 +938,630 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["EventsDeadLetterQueueUrl"]["Value"] == {"Ref": EVENTS_DLQ}
     assert outputs["RemediateFailureQueueUrl"]["Value"] == {"Ref": FAILURE_QUEUE}
     assert outputs["CoalesceTableName"]["Value"] == {"Ref": COALESCE_TABLE}
+    assert outputs["SweepFunctionArn"]["Value"] == {"Fn::GetAtt": [SWEEP, "Arn"]}
+    assert outputs["SweepQueueUrl"]["Value"] == {"Ref": SWEEP_QUEUE}
+    assert outputs["SweepDeadLetterQueueUrl"]["Value"] == {"Ref": SWEEP_DLQ}
+    assert outputs["SweepScheduleDeadLetterQueueUrl"]["Value"] == {"Ref": SCHEDULE_DLQ}
+    assert outputs["DashboardName"]["Value"] == {"Ref": DASHBOARD}
+    # Every queue's URL is an output: the runbooks read them from the stack.
+    assert {
+        o["Value"]["Ref"] for o in outputs.values() if isinstance(o["Value"], dict) and "Ref" in o["Value"]
+    } >= (DEAD_LETTER_QUEUES | {SWEEP_QUEUE})
+    for key in ("ManagedSecretsKeyArn", "ManagedSecretsKeyAlias"):
+        assert outputs[key]["Condition"] == "CreateManagedSecretsKey", key
+    assert outputs["ManagedSecretsKeyArn"]["Value"] == {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}
+
+
+# ------------------------------------------------------------------------------------------------------
+# The sweep (docs/ARCHITECTURE.md, "The sweep"): one function, started by EventBridge Scheduler, fanning
+# out through SQS to itself above a threshold.
+
+SWEEP_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "regcred-sweep",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+    "REGCRED_SWEEP_PERIOD": {"Fn::Sub": "${SweepIntervalMinutes}m"},
+    "REGCRED_SWEEP_PARALLELISM": {"Ref": "SweepParallelism"},
+    "REGCRED_SWEEP_SECRET_DEADLINE": {"Ref": "SweepSecretDeadline"},
+    "REGCRED_SWEEP_FANOUT_THRESHOLD": {"Ref": "SweepFanoutThreshold"},
+    "REGCRED_SWEEP_QUEUE_URL": {"Ref": SWEEP_QUEUE},
+    "REGCRED_COALESCE_TABLE": {"Ref": COALESCE_TABLE},
+    "REGCRED_GRACE_PERIOD": {"Ref": "GracePeriod"},
+    "REGCRED_PER_SECRET_METRICS": {"Ref": "PerSecretMetrics"},
+}
+# name -> (type, default, min, max); None where the spec sets no bound.
+SWEEP_NUMBERS = {
+    "SweepIntervalMinutes": (15, 5, 1440),
+    "SweepParallelism": (16, 1, 64),
+    "SweepFanoutThreshold": (200, None, None),
+    "SweepWorkerConcurrency": (20, 2, 1000),
+}
+SQS_RECEIVE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# Everything the sweep function may do (the spec's list): nothing more creeps in unnoticed.
+SWEEP_ACTIONS = {
+    "secretsmanager:ListSecrets",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:TagResource",
+    "secretsmanager:PutSecretValue",
+    "lambda:InvokeFunction",
+    "batch:DescribeJobDefinitions",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "sqs:SendMessage",
+    *SQS_RECEIVE_ACTIONS,
+}
+
+
+def test_sweep_function_settings(template: dict[str, Any]) -> None:
+    function = template["Resources"][SWEEP]
+    props = function["Properties"]
+    assert props["CodeUri"] == "functions/sweep/"
+    assert _function_property(template, function, "Handler") == "app.handler"
+    assert _function_property(template, function, "Timeout") == 900
+    assert _function_property(template, function, "MemorySize") == 512
+    assert _function_property(template, function, "Tracing") == "Active"
+    # Exactly the names the handler reads (and every value from the parameter the spec names).
+    assert props["Environment"]["Variables"] == SWEEP_ENV
+    for value in SWEEP_ENV.values():
+        if isinstance(value, dict) and "Ref" in value:
+            assert value["Ref"] in template["Parameters"] or value["Ref"] in template["Resources"], value
+    # One function, both roles: no SAM event (a Schedule event would make an EventBridge rule without a
+    # dead-letter queue, an SQS event would attach AWSLambdaSQSQueueExecutionRole: every queue).
+    for name, f in _resources(template, "AWS::Serverless::Function").items():
+        assert not f["Properties"].get("Events"), name
+
+
+def test_sweep_parameters(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    for name, (default, low, high) in SWEEP_NUMBERS.items():
+        assert params[name]["Type"] == "Number", name
+        assert params[name]["Default"] == default, name
+        if low is not None:
+            assert (params[name]["MinValue"], params[name]["MaxValue"]) == (low, high), name
+        assert params[name].get("MinValue", 1) <= default <= params[name].get("MaxValue", default), name
+    deadline = params["SweepSecretDeadline"]
+    assert deadline["Type"] == "String" and deadline["Default"] == "30s"
+    for good in ("30s", "30", "2m"):
+        assert re.fullmatch(deadline["AllowedPattern"], good), good
+    for bad in ("1h", "1d", "30 s", "soon", ""):
+        assert not re.fullmatch(deadline["AllowedPattern"], bad), bad
+    per_secret = params["PerSecretMetrics"]
+    assert per_secret["Default"] == "true" and set(per_secret["AllowedValues"]) == {"true", "false"}
+    # What it costs is said where it is chosen.
+    assert "custom metric" in per_secret["Description"]
+
+
+def _sub_text(value: Any) -> str:
+    assert isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str), value
+    return str(value["Fn::Sub"])
+
+
+def _substituted(text: str) -> str:
+    """An !Sub string with every ${...} replaced by <<...>> (literal ${! escapes are refused)."""
+    assert "${!" not in text
+    return re.sub(r"\$\{([^}]+)\}", lambda m: f"<<{m.group(1)}>>", text)
+
+
+def test_sweep_schedule_invokes_the_sweep_every_interval(template: dict[str, Any]) -> None:
+    schedules = _resources(template, "AWS::Scheduler::Schedule")
+    assert set(schedules) == {SCHEDULE}
+    props = schedules[SCHEDULE]["Properties"]
+    assert props["ScheduleExpression"] == {"Fn::Sub": "rate(${SweepIntervalMinutes} minutes)"}
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"} and props["State"] == "ENABLED"
+    # No Name: a fixed one would clash between two stacks of one account and region.
+    assert "Name" not in props
+    target = props["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": [SWEEP, "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": [SCHEDULE_ROLE, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [SCHEDULE_DLQ, "Arn"]}}
+    retry = target["RetryPolicy"]
+    assert retry["MaximumRetryAttempts"] >= 1
+    # A delivery retried later than the shortest interval would overlap the next sweep.
+    assert (
+        retry["MaximumEventAgeInSeconds"] <= 60 * template["Parameters"]["SweepIntervalMinutes"]["MinValue"]
+    )
+    # The handler tells a scheduled sweep from SQS work by the event: the input has the sample's shape.
+    sent = json.loads(_substituted(_sub_text(target["Input"])))
+    sample = json.loads(SWEEP_EVENT.read_text(encoding="utf-8"))
+    assert set(sent) == set(sample)
+    assert sent["source"] == sample["source"] == "aws.scheduler"
+    assert sent["detail-type"] == sample["detail-type"]
+    assert sent["resources"] == ["<aws.scheduler.schedule-arn>"]
+    assert sent["account"] == "<<AWS::AccountId>>" and sent["region"] == "<<AWS::Region>>"
+
+
+def test_a_failed_sweep_is_kept_not_retried(template: dict[str, Any]) -> None:
+    config = template["Resources"][SWEEP]["Properties"]["EventInvokeConfig"]
+    # The next scheduled sweep is the retry.
+    assert config["MaximumRetryAttempts"] == 0
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": [SCHEDULE_DLQ, "Arn"]},
+    }
+
+
+def test_the_schedule_role_only_invokes_the_sweep(template: dict[str, Any]) -> None:
+    role = template["Resources"][SCHEDULE_ROLE]
+    assert role["Type"] == "AWS::IAM::Role"
+    trust = _as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+    assert len(trust) == 1
+    assert trust[0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert _as_list(trust[0]["Action"]) == ["sts:AssumeRole"]
+    # Only Scheduler acting for this account (confused-deputy guard).
+    assert _conditions(trust[0], "StringEquals") == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    granted = sorted(
+        (a, json.dumps(r))
+        for owner, s in _statements(template)
+        if owner == SCHEDULE_ROLE
+        for a in _as_list(s["Action"])
+        for r in _as_list(s["Resource"])
+    )
+    assert granted == [
+        ("lambda:InvokeFunction", json.dumps({"Fn::GetAtt": [SWEEP, "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": [SCHEDULE_DLQ, "Arn"]})),
+    ]
+
+
+def test_the_fan_out_event_source(template: dict[str, Any]) -> None:
+    mappings = _resources(template, "AWS::Lambda::EventSourceMapping")
+    assert set(mappings) == {SWEEP_EVENT_SOURCE}
+    assert mappings[SWEEP_EVENT_SOURCE]["Properties"] == {
+        "EventSourceArn": {"Fn::GetAtt": [SWEEP_QUEUE, "Arn"]},
+        "FunctionName": {"Ref": SWEEP},
+        "BatchSize": 10,
+        # Only the secrets the handler reports return to the queue (Powertools BatchProcessor).
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "SweepWorkerConcurrency"}},
+    }
+
+
+def test_queue_permissions_are_the_sweeps_own(template: dict[str, Any]) -> None:
+    sweep_actions = set()
+    for owner, statement in _statements(template):
+        actions = {a for a in _as_list(statement["Action"]) if a.startswith("sqs:")}
+        if not actions:
+            continue
+        where = f"{owner} {statement.get('Sid')}"
+        assert actions == set(_as_list(statement["Action"])), where
+        if owner == SCHEDULE_ROLE:
+            assert actions == {"sqs:SendMessage"}, where
+            continue
+        assert owner == SWEEP, where
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [SWEEP_QUEUE, "Arn"]}], where
+        sweep_actions |= actions
+    # Sending the fan-out, and what the event source mapping polls with; no purge, no other queue.
+    assert sweep_actions == {"sqs:SendMessage"} | SQS_RECEIVE_ACTIONS
+
+
+def test_sweep_function_permissions_are_the_specs(template: dict[str, Any]) -> None:
+    statements = [s for owner, s in _statements(template) if owner == SWEEP]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert {a for s in statements for a in _as_list(s["Action"])} == SWEEP_ACTIONS
+    for statement in statements:
+        actions = set(_as_list(statement["Action"]))
+        resources = [_resource_text(r) for r in _as_list(statement["Resource"])]
+        if "secretsmanager:PutSecretValue" in actions:
+            # The sweep writes no managed secret: only a mirror that does not hold AWSCURRENT.
+            assert resources == [MIRROR_RESOURCE], statement.get("Sid")
+        if "secretsmanager:RotateSecret" in actions:
+            assert _conditions(statement, "StringEquals") == {MANAGED_TAG: "true"}, statement.get("Sid")
+
+
+# Every alarm on a regcred metric: metric -> the function that emits it (its POWERTOOLS_SERVICE_NAME is
+# the one dimension; an alarm matches exact dimensions).
+ALARMED_METRICS = {
+    "InvalidCredentials": SWEEP,
+    "ExpiringSoon": SWEEP,
+    "SweepErrors": SWEEP,
+    "RotationFailed": ROTATE,
+    "SecretsManagerRotationFailed": REMEDIATE,
+    "Rollback": REMEDIATE,
+}
+
+
+def test_alarms_match_the_metrics_the_functions_emit(template: dict[str, Any]) -> None:
+    for metric, function in ALARMED_METRICS.items():
+        env = _function_env(template, template["Resources"][function])
+        dimension = {"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}
+        alarms = _alarms_on(template, metric, dimension)
+        assert len(alarms) == 1, f"no alarm on {metric} of {function}"
+        alarm = alarms[0]
+        assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], metric
+        assert alarm["Dimensions"] == [dimension], metric
+        assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold", metric
+    regcred_alarms = [
+        a["Properties"]["MetricName"]
+        for a in _resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "regcred"
+    ]
+    assert sorted(regcred_alarms) == sorted(ALARMED_METRICS)
+    # The spec's service names (other helpers emit under them).
+    services = {
+        f: _function_env(template, template["Resources"][f])["POWERTOOLS_SERVICE_NAME"] for f in FUNCTIONS
+    }
+    assert services == {ROTATE: "regcred-rotate", REMEDIATE: "regcred-remediate", SWEEP: "regcred-sweep"}
+
+
+# ------------------------------------------------------------------------------------------------------
+# The dashboard. What each function emits (namespace regcred, EMF): metric -> (function, dimensions
+# beyond service). From the code (rotate, remediate) and the sweep's spec.
+
+EMITTED_METRICS: dict[str, tuple[str, frozenset[str]]] = {
+    **{
+        name: (SWEEP, frozenset())
+        for name in (
+            "SecretsSwept",
+            "InvalidCredentials",
+            "ExpiringSoon",
+            "SweepErrors",
+            "SecretsUnchecked",
+            "RotationsStarted",
+            "Retired",
+            "OrphansRevoked",
+        )
+    },
+    **{
+        name: (SWEEP, frozenset({"secret"}))
+        for name in ("CredentialValid", "SecondsToExpiry", "RateLimitRemaining")
+    },
+    "RotationFailed": (ROTATE, frozenset()),
+    "RotationStepSucceeded": (ROTATE, frozenset({"step", "provider", "outcome"})),
+    "Rollback": (REMEDIATE, frozenset()),
+    "SecretsManagerRotationFailed": (REMEDIATE, frozenset()),
+    "PullFailure": (REMEDIATE, frozenset({"class", "registry"})),
+}
+PSEUDO_PARAMETERS = {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"}
+_SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s*([^']*)',\s*'(\w+)',\s*(\d+)\)")
+
+
+def _dashboard(template: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The dashboard body as JSON (every ${...} made a <<...>> string), and the names it substitutes."""
+    text = _sub_text(template["Resources"][DASHBOARD]["Properties"]["DashboardBody"])
+    body = json.loads(_substituted(text))
+    assert isinstance(body, dict)
+    return body, re.findall(r"\$\{([^}]+)\}", text)
+
+
+def _searches(expression: str) -> list[tuple[frozenset[str], dict[str, str], str]]:
+    """Each SEARCH(...) of a metric math expression: its schema, its key="value" terms, its statistic."""
+    found = []
+    for schema, terms, stat, _period in _SEARCH.findall(expression):
+        names = [n.strip() for n in schema.split(",")]
+        filters = dict(re.findall(r'([\w-]+)="([^"]*)"', terms))
+        # Every term is key="value": a bare word would match any metric that has it anywhere.
+        assert not re.sub(r'[\w-]+="[^"]*"', "", terms).strip(), terms
+        found.append((frozenset([names[0], *names[1:]]), {"namespace": names[0], **filters}, stat))
+    assert found or "SEARCH" not in expression, expression
+    return found
+
+
+def test_search_parser() -> None:
+    [(schema, filters, stat)] = _searches(
+        'SUM(SEARCH(\'{regcred,service,secret} service="regcred-sweep" MetricName="CredentialValid"\', '
+        "'Minimum', 300))"
+    )
+    assert schema == {"regcred", "service", "secret"} and stat == "Minimum"
+    assert filters == {"namespace": "regcred", "service": "regcred-sweep", "MetricName": "CredentialValid"}
+    with pytest.raises(AssertionError):
+        _searches("SEARCH('{regcred,service} CredentialValid', 'Minimum', 300)")
+
+
+def _dashboard_metrics(body: dict[str, Any]) -> list[tuple[str, str, dict[str, str], bool]]:
+    """(namespace, metric, dimensions, found by SEARCH) of every metric the widgets draw. For a SEARCH the
+    dimensions are its schema's names, with the value it filters on (or "*")."""
+    out = []
+    for widget in body["widgets"]:
+        if widget["type"] != "metric":
+            continue
+        for row in widget["properties"]["metrics"]:
+            if isinstance(row[0], dict):
+                for schema, filters, _stat in _searches(row[0]["expression"]):
+                    namespace = filters["namespace"]
+                    dims = {d: filters.get(d, "*") for d in schema - {namespace}}
+                    assert set(filters) - {"namespace", "MetricName"} <= set(dims), filters
+                    out.append((namespace, filters["MetricName"], dims, True))
+                continue
+            items = [i for i in row if not isinstance(i, dict)]
+            assert len(items) % 2 == 0 and "..." not in items, row
+            out.append((items[0], items[1], dict(zip(items[2::2], items[3::2], strict=True)), False))
+    return out
+
+
+def test_dashboard_body_is_json_and_names_only_what_exists(template: dict[str, Any]) -> None:
+    body, names = _dashboard(template)
+    assert names
+    for name in names:
+        logical_id, _, attribute = name.partition(".")
+        if attribute:
+            assert logical_id in template["Resources"], name
+        else:
+            assert (
+                logical_id in template["Resources"]
+                or logical_id in template["Parameters"]
+                or (logical_id in PSEUDO_PARAMETERS)
+            ), name
+    cells: set[tuple[int, int]] = set()
+    for widget in body["widgets"]:
+        assert widget["type"] in ("metric", "text", "alarm"), widget["type"]
+        assert widget["x"] + widget["width"] <= 24, widget
+        mine = {
+            (x, y)
+            for x in range(widget["x"], widget["x"] + widget["width"])
+            for y in range(widget["y"], widget["y"] + widget["height"])
+        }
+        assert not mine & cells, f"widgets overlap: {widget.get('properties', {}).get('title')}"
+        cells |= mine
+        if widget["type"] == "metric":
+            assert widget["properties"]["region"] == "<<AWS::Region>>", widget["properties"]["title"]
+
+
+def test_dashboard_shows_only_metrics_the_code_emits(template: dict[str, Any]) -> None:
+    body, _ = _dashboard(template)
+    resources = template["Resources"]
+    shown: dict[str, set[bool]] = {}
+    for namespace, metric, dims, by_search in _dashboard_metrics(body):
+        where = f"{namespace} {metric} {dims}"
+        if namespace == "regcred":
+            assert metric in EMITTED_METRICS, where
+            function, extra = EMITTED_METRICS[metric]
+            service = _function_env(template, resources[function])["POWERTOOLS_SERVICE_NAME"]
+            assert set(dims) == {"service"} | extra, where
+            assert dims["service"] == service, where
+            # A metric with more dimensions than service can only be drawn per value: by SEARCH.
+            assert by_search or not extra, where
+            shown.setdefault(metric, set()).add(by_search)
+        elif namespace == "AWS/SQS":
+            assert metric == "ApproximateNumberOfMessagesVisible", where
+            queue = re.fullmatch(r"<<(\w+)\.QueueName>>", dims.pop("QueueName"))
+            assert queue and resources[queue.group(1)]["Type"] == "AWS::SQS::Queue" and not dims, where
+            shown.setdefault(f"queue {queue.group(1)}", set()).add(by_search)
+        elif namespace == "AWS/Lambda":
+            assert metric in ("Errors", "Duration"), where
+            function_ref = re.fullmatch(r"<<(\w+)>>", dims.pop("FunctionName"))
+            assert function_ref and function_ref.group(1) in FUNCTIONS and not dims, where
+            shown.setdefault(f"{metric} {function_ref.group(1)}", set()).add(by_search)
+        else:
+            raise AssertionError(f"unexpected namespace: {where}")
+    # Every metric the code emits is on it, and so is every queue and every function's errors.
+    assert {m for m in shown if m in EMITTED_METRICS} == set(EMITTED_METRICS)
+    queues = _resources(template, "AWS::SQS::Queue")
+    assert {m for m in shown if m.startswith("queue ")} == {f"queue {q}" for q in queues}
+    assert {m for m in shown if m.startswith("Errors ")} == {f"Errors {f}" for f in FUNCTIONS}
+    # Each secret's health and the pull failures by class and registry: by SEARCH, one line per value.
+    for metric in ("CredentialValid", "SecondsToExpiry", "PullFailure"):
+        assert shown[metric] == {True}, metric
+
+
+def test_dashboard_lists_every_alarm(template: dict[str, Any]) -> None:
+    body, _ = _dashboard(template)
+    widgets = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(widgets) == 1
+    listed = widgets[0]["properties"]["alarms"]
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    assert sorted(listed) == sorted(f"<<{a}.Arn>>" for a in alarms)
+
+
+def _code_of(function: str, template: dict[str, Any]) -> str:
+    code_uri = ROOT / template["Resources"][function]["Properties"]["CodeUri"]
+    files = [*code_uri.rglob("*.py"), *(ROOT / "layers" / "regcred" / "regcred").rglob("*.py")]
+    return "\n".join(p.read_text(encoding="utf-8") for p in files)
+
+
+def test_the_code_emits_the_metrics_the_dashboard_and_alarms_use(template: dict[str, Any]) -> None:
+    # The other side of the two tests above: each metric name is written in its function or the library.
+    missing = [
+        f"{metric} ({function})"
+        for metric, (function, _) in EMITTED_METRICS.items()
+        if f'"{metric}"' not in _code_of(function, template)
+    ]
+    assert missing == []
+
+
+# ------------------------------------------------------------------------------------------------------
+# Deployment hardening (README, "Deployment hardening"): off by default, switched on by parameters.
+
+HARDENING_DEFAULTS = {
+    "ManagedSecretsKey": "false",
+    "BatchExecutionRoleArns": "",
+    "VpcSubnetIds": "",
+    "VpcSecurityGroupIds": "",
+    "PermissionsBoundaryArn": "",
+}
+BOUNDARY = {"Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]}
+VIA_SECRETS_MANAGER = {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+
+
+def _evaluate(template: dict[str, Any], expression: Any, params: dict[str, str]) -> Any:
+    """A condition (or a Rules assertion) as CloudFormation evaluates it for these parameter values (the
+    defaults for the others)."""
+    if isinstance(expression, str | bool | int):
+        return expression
+    if isinstance(expression, list):
+        return [_evaluate(template, e, params) for e in expression]
+    [(key, argument)] = expression.items()
+    if key == "Ref":
+        spec = template["Parameters"][argument]
+        value = params.get(argument, str(spec.get("Default", "")))
+        return value.split(",") if spec["Type"] == "CommaDelimitedList" else value
+    if key == "Condition":
+        return _evaluate(template, template["Conditions"][argument], params)
+    values = _evaluate(template, argument, params)
+    if key == "Fn::Join":
+        return values[0].join(values[1])
+    if key == "Fn::Equals":
+        return values[0] == values[1]
+    if key == "Fn::Not":
+        return not values[0]
+    if key == "Fn::And":
+        return all(values)
+    if key == "Fn::Or":
+        return any(values)
+    if key == "Fn::EachMemberEquals":
+        return all(member == values[1] for member in values[0])
+    raise AssertionError(f"cannot evaluate {key}")
+
+
+def _condition(template: dict[str, Any], name: str, **params: str) -> bool:
+    return bool(_evaluate(template, {"Condition": name}, params))
+
+
+def _rule_failures(template: dict[str, Any], **params: str) -> list[str]:
+    failures = []
+    for rule in template["Rules"].values():
+        if "RuleCondition" in rule and not _evaluate(template, rule["RuleCondition"], params):
+            continue
+        failures += [
+            a["AssertDescription"] for a in rule["Assertions"] if not _evaluate(template, a["Assert"], params)
+        ]
+    return failures
+
+
+def test_hardening_parameters_default_to_off(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    for name, default in HARDENING_DEFAULTS.items():
+        assert str(params[name]["Default"]) == default, name
+    for condition in (
+        "CreateManagedSecretsKey",
+        "HasBatchExecutionRoles",
+        "UseVpc",
+        "HasPermissionsBoundary",
+    ):
+        assert _condition(template, condition) is False, condition
+    assert _condition(template, "NoVpc") is True
+    assert _rule_failures(template) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "on"),
+    [
+        ({"ManagedSecretsKey": "true"}, {"CreateManagedSecretsKey"}),
+        (
+            {
+                "ManagedSecretsKey": "true",
+                "BatchExecutionRoleArns": "arn:aws:iam::123456789012:role/a,arn:aws:iam::123456789012:role/b",
+            },
+            {"CreateManagedSecretsKey", "HasBatchExecutionRoles"},
+        ),
+        ({"VpcSubnetIds": "subnet-1,subnet-2", "VpcSecurityGroupIds": "sg-1"}, {"UseVpc"}),
+        ({"PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/boundary"}, {"HasPermissionsBoundary"}),
+    ],
+)
+def test_hardening_conditions_switch_on_with_their_parameters(
+    template: dict[str, Any], params: dict[str, str], on: set[str]
+) -> None:
+    switches = {"CreateManagedSecretsKey", "HasBatchExecutionRoles", "UseVpc", "HasPermissionsBoundary"}
+    assert {c for c in switches if _condition(template, c, **params)} == on
+    assert _condition(template, "NoVpc", **params) is ("UseVpc" not in on)
+    assert _rule_failures(template, **params) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "failure"),
+    [
+        ({"VpcSubnetIds": "subnet-1"}, "VpcSecurityGroupIds is required"),
+        ({"VpcSecurityGroupIds": "sg-1"}, "VpcSubnetIds is required"),
+        ({"BatchExecutionRoleArns": "arn:aws:iam::123456789012:role/a"}, "ManagedSecretsKey=true"),
+    ],
+)
+def test_hardening_rules_refuse_half_a_setting(
+    template: dict[str, Any], params: dict[str, str], failure: str
+) -> None:
+    failures = _rule_failures(template, **params)
+    assert len(failures) == 1 and failure in failures[0], failures
+
+
+def test_hardening_parameters_say_what_they_cost(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    vpc = params["VpcSubnetIds"]["Description"]
+    # Vendors and registries are on the internet; the AWS APIs need not be.
+    assert "NAT" in vpc and "egress" in vpc and "VPC endpoints" in vpc
+    for service in ("Secrets Manager", "Batch", "CloudWatch Logs", "SQS", "DynamoDB", "SNS", "KMS"):
+        assert service in vpc, service
+    assert "USD a month" in params["ManagedSecretsKey"]["Description"]
+    assert "must exist" in params["BatchExecutionRoleArns"]["Description"]
+    pattern = params["PermissionsBoundaryArn"]["AllowedPattern"]
+    for good in (
+        "",
+        "arn:aws:iam::123456789012:policy/boundary",
+        "arn:aws-us-gov:iam::123456789012:policy/a/b",
+    ):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("boundary", "arn:aws:iam::123456789012:role/boundary"):
+        assert not re.fullmatch(pattern, bad), bad
+
+
+def test_vpc_configuration_reaches_every_function(template: dict[str, Any]) -> None:
+    glob = template["Globals"]["Function"]
+    assert glob["VpcConfig"] == {
+        "Fn::If": [
+            "UseVpc",
+            {"SubnetIds": {"Ref": "VpcSubnetIds"}, "SecurityGroupIds": {"Ref": "VpcSecurityGroupIds"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    for name, function in _resources(template, "AWS::Serverless::Function").items():
+        assert "VpcConfig" not in function["Properties"], f"{name}: the Globals' VpcConfig must apply"
+    # SAM attaches AWSLambdaVPCAccessExecutionRole to every function role whatever the condition; without
+    # a VPC an explicit deny takes back what it grants.
+    policy = template["Resources"]["NoVpcNetworkInterfacesPolicy"]
+    assert policy["Type"] == "AWS::IAM::Policy" and policy["Condition"] == "NoVpc"
+    assert sorted(r["Ref"] for r in policy["Properties"]["Roles"]) == sorted(f"{f}Role" for f in FUNCTIONS)
+    [statement] = _as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert statement["Effect"] == "Deny" and statement["Resource"] == "*"
+    assert set(_as_list(statement["Action"])) == VPC_ENI_ACTIONS
+    for subnets in ("", "subnet-1", "subnet-1,subnet-2"):
+        params = {"VpcSubnetIds": subnets, "VpcSecurityGroupIds": "sg-1" if subnets else ""}
+        assert _condition(template, "NoVpc", **params) is not _condition(template, "UseVpc", **params)
+
+
+def test_permissions_boundary_on_every_role(template: dict[str, Any]) -> None:
+    assert template["Globals"]["Function"]["PermissionsBoundary"] == BOUNDARY
+    for name, function in _resources(template, "AWS::Serverless::Function").items():
+        assert function["Properties"].get("PermissionsBoundary", BOUNDARY) == BOUNDARY, name
+        assert "Role" not in function["Properties"], f"{name}: SAM's role gets the boundary, a given one not"
+    roles = _resources(template, "AWS::IAM::Role")
+    assert roles
+    for name, role in roles.items():
+        assert role["Properties"]["PermissionsBoundary"] == BOUNDARY, name
+
+
+def test_stack_tags_reach_what_sam_generates(template: dict[str, Any]) -> None:
+    assert template["Globals"]["Function"]["PropagateTags"] is True
+    assert "sam.sh deploy --tags" in README.read_text(encoding="utf-8")
+
+
+def test_managed_secrets_key(template: dict[str, Any]) -> None:
+    key = template["Resources"][SECRETS_KEY]
+    assert key["Type"] == "AWS::KMS::Key" and key["Condition"] == "CreateManagedSecretsKey"
+    # The secrets outlive the stack: so does their key.
+    assert key["DeletionPolicy"] == "Retain" and key["UpdateReplacePolicy"] == "Retain"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = _as_list(key["Properties"]["KeyPolicy"]["Statement"])
+    plain = [s for s in statements if "Fn::If" not in s]
+    conditional = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    admin = [s for s in plain if s["Principal"] == root]
+    assert len(admin) == 1 and admin[0]["Action"] == "kms:*"
+    [functions] = [s for s in plain if s["Principal"] != root]
+    assert sorted(map(json.dumps, _as_list(functions["Principal"]["AWS"]))) == sorted(
+        json.dumps({"Fn::GetAtt": [f"{f}Role", "Arn"]}) for f in FUNCTIONS
+    )
+    assert set(_as_list(functions["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert _conditions(functions, "StringEquals")["kms:ViaService"] == VIA_SECRETS_MANAGER
+    # The execution roles: decrypt only, through Secrets Manager only, and no statement without roles.
+    [(condition, roles, otherwise)] = conditional
+    assert condition == "HasBatchExecutionRoles" and _is_no_value(otherwise)
+    assert roles["Principal"] == {"AWS": {"Ref": "BatchExecutionRoleArns"}}
+    assert _as_list(roles["Action"]) == ["kms:Decrypt"]
+    assert _conditions(roles, "StringEquals")["kms:ViaService"] == VIA_SECRETS_MANAGER
+    alias = template["Resources"]["ManagedSecretsKmsKeyAlias"]
+    assert alias["Condition"] == "CreateManagedSecretsKey"
+    assert alias["Properties"]["TargetKeyId"] == {"Ref": SECRETS_KEY}
+    assert _sub_text(alias["Properties"]["AliasName"]).startswith("alias/${AWS::StackName}/")
 
 
 # ------------------------------------------------------------------------------------------------------

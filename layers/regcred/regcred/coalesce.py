@@ -8,6 +8,8 @@ container from asking DynamoDB again for every event of the storm.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,15 +49,24 @@ class Coalescer:
         # key -> (window end, diagnosis, owned here, when DynamoDB was last read for it)
         self._local: OrderedDict[str, tuple[float, str | None, bool, float]] = OrderedDict()
         self.ddb_calls = 0
+        # The sweep claims from a thread pool: the local cache is shared.
+        self._lock = threading.RLock()
 
     def _remember(self, key: str, until: float, diagnosis: str | None, owned: bool) -> None:
-        self._local[key] = (until, diagnosis, owned, self._now())
-        self._local.move_to_end(key)
-        if len(self._local) > self._cache_size:
-            self._local.popitem(last=False)
+        with self._lock:
+            self._local[key] = (until, diagnosis, owned, self._now())
+            self._local.move_to_end(key)
+            if len(self._local) > self._cache_size:
+                self._local.popitem(last=False)
 
     def claim(self, key: str) -> Claim:
         """Claim ``key`` for the current window; ``owner`` is True for exactly one caller."""
+        if self._ddb is None or self._table is None:
+            with self._lock:  # the local claim is a check-and-set
+                return self._claim(key)
+        return self._claim(key)
+
+    def _claim(self, key: str) -> Claim:
         now = self._now()
         known = self._local.get(key)
         if known and known[0] > now:
@@ -90,6 +101,24 @@ class Coalescer:
         diagnosis: str | None = item.get("diagnosis", {}).get("S")
         self._remember(key, float(item.get("expires_at", {}).get("N", until)), diagnosis, False)
         return Claim(owner=False, diagnosis=diagnosis)
+
+    def release(self, key: str) -> None:
+        """Give up a claim this process owns (its work failed), so that a retry may claim the key at once.
+        In DynamoDB only if the record is still ours (its window end is the one we wrote)."""
+        with self._lock:
+            known = self._local.pop(key, None)
+        if known is None or not known[2] or self._ddb is None or self._table is None:
+            return
+        self.ddb_calls += 1
+        # Not ours any more (ConditionalCheckFailed): another claim replaced it, and stays.
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET expires_at = :zero",
+                ConditionExpression="expires_at = :ours",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":ours": {"N": str(int(known[0]))}},
+            )
 
     def record(self, key: str, diagnosis: str) -> None:
         """Store what the owner of ``key`` found, for the invocations that lost the claim."""

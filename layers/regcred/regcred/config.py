@@ -29,6 +29,13 @@ IMAGES = "regcred:images"
 GRACE = "regcred:grace"
 TTL = "regcred:ttl"
 ORG = "regcred:org"
+# The sweep rotates ahead of expiry once the remaining lifetime falls under this fraction of the whole.
+ROTATE_FRACTION = "regcred:rotate-fraction"
+# ECR pull-through cache: the ecr-pullthroughcache/... secret that mirrors AWSCURRENT as {"username",
+# "accessToken"}; that secret must carry regcred:mirror-of=<this secret's name> (a two-sided binding).
+ECR_MIRROR = "regcred:ecr-mirror"
+MIRROR_OF = "regcred:mirror-of"
+ECR_MIRROR_PREFIX = "ecr-pullthroughcache/"
 # Bookkeeping written by regcred itself: the only tags the functions' IAM lets them write.
 PROMOTED_AT = "regcred:promoted-at"
 PROMOTED_VERSION = "regcred:promoted-version"
@@ -36,7 +43,11 @@ RETIRED_TOKEN = "regcred:retired-token-id"  # noqa: S105 - a tag key
 # The rotate function's last failed step: "<version> <step> <error>: <reason>" (regcred rotate --wait
 # reads it).
 LAST_FAILURE = "regcred:last-rotation-failure"
-BOOKKEEPING_TAGS = (PROMOTED_AT, PROMOTED_VERSION, RETIRED_TOKEN, LAST_FAILURE)
+# Written by the sweep: when AWSCURRENT last pulled its images with a fresh login, and what the last sweep
+# saw and will do next (`regcred.sweep.SweepRecord`, read by `regcred status`).
+VALID_AT = "regcred:valid-at"
+SWEEP = "regcred:sweep"
+BOOKKEEPING_TAGS = (PROMOTED_AT, PROMOTED_VERSION, RETIRED_TOKEN, LAST_FAILURE, VALID_AT, SWEEP)
 
 DEFAULT_GRACE_S = 24 * 3600
 DEFAULT_TTL_S = 90 * 24 * 3600
@@ -45,6 +56,8 @@ DAY = 86400
 # most ten years; a replaced one stays valid for at most 90 days.
 TTL_RANGE = (3600, 3650 * DAY)
 GRACE_RANGE = (0, 90 * DAY)
+DEFAULT_ROTATE_FRACTION = 0.25
+ROTATE_FRACTION_RANGE = (0.05, 0.9)
 
 _TAG_VALUE_BAD = re.compile(r"[^\w\s+=.:/@-]")
 
@@ -102,6 +115,8 @@ class SecretConfig:
     org: str | None
     promoted_at: datetime | None
     retired_token_id: str | None
+    rotate_fraction: float = DEFAULT_ROTATE_FRACTION
+    ecr_mirror: str | None = None
     # Every tag of the secret: provider settings are read from them (`regcred.providers.settings_of`).
     tags: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -133,6 +148,8 @@ class SecretConfig:
                 f"({_human(ttl_s)}), or the replaced credential expires before its grace period ends"
             )
         return cls(
+            rotate_fraction=_fraction(tags.get(ROTATE_FRACTION, ""), secret_name),
+            ecr_mirror=_mirror(tags.get(ECR_MIRROR, ""), secret_name),
             provider=provider,
             admin_secret=tags.get(ADMIN_SECRET, "").strip() or None,
             api=tags.get(API, "").strip() or None,
@@ -146,6 +163,39 @@ class SecretConfig:
             retired_token_id=tags.get(RETIRED_TOKEN, "").strip() or None,
             tags=dict(tags),
         )
+
+
+def _fraction(text: str, secret_name: str) -> float:
+    """The regcred:rotate-fraction tag: a decimal within ROTATE_FRACTION_RANGE (default 0.25)."""
+    text = text.strip()
+    if not text:
+        return DEFAULT_ROTATE_FRACTION
+    low, high = ROTATE_FRACTION_RANGE
+    if not re.fullmatch(r"0?\.[0-9]{1,4}", text, re.ASCII) or not low <= float(text) <= high:
+        raise ConfigurationError(
+            f"secret {secret_name}: the {ROTATE_FRACTION} tag must be a fraction of the token's lifetime "
+            f"between {low} and {high}, such as 0.25 (got {text[:20]!r})"
+        )
+    return float(text)
+
+
+def _mirror(text: str, secret_name: str) -> str | None:
+    """The regcred:ecr-mirror tag: the name of an ecr-pullthroughcache/... secret, or None."""
+    text = text.strip()
+    if not text:
+        return None
+    if (
+        not text.startswith(ECR_MIRROR_PREFIX)
+        or text == ECR_MIRROR_PREFIX
+        or len(text) > 512
+        or not re.fullmatch(r"[A-Za-z0-9/_+=.@-]+", text, re.ASCII)
+        or text.startswith("arn:")
+    ):
+        raise ConfigurationError(
+            f"secret {secret_name}: the {ECR_MIRROR} tag must name a secret whose name starts with "
+            f"{ECR_MIRROR_PREFIX} (what ECR pull-through cache rules accept), got {text[:60]!r}"
+        )
+    return text
 
 
 def _tag_time(text: str, tag: str) -> datetime:

@@ -10,7 +10,10 @@ operator creates each new one at the vendor and hands it over. It then takes the
 3. it must pull every probe image through the registry's ``/v2/`` flow, and the registry must have needed
    it; otherwise AWSPENDING is removed and AWSCURRENT is untouched;
 4. AWSCURRENT moves to it and AWSPREVIOUS to the version that held AWSCURRENT, and the promotion time is
-   recorded; the old credential is retired after the grace period (`Rotator.retire_previous`).
+   recorded; the old credential is retired after the grace period (`Rotator.retire_previous`);
+5. a secret tagged ``regcred:ecr-mirror`` has its ECR pull-through cache mirror written with the new token
+   (`Rotator.mirror_promoted`); an import of the token AWSCURRENT holds already writes it too, which is how a
+   mirror that failed after a promotion is repaired.
 
 A crashed import leaves at most an AWSPENDING version that the next import supersedes: nothing at a vendor
 was created, so nothing needs revoking. An imported credential's token id is its fingerprint (`fingerprint`),
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 
 from .config import PROMOTED_AT, PROMOTED_VERSION
 from .errors import ConfigurationError, RotationError
+from .mirror import MirrorStatus
 from .observability import logger
 from .providers.base import ImportedCredential
 from .rotation import Rotator, StepContext
@@ -141,6 +145,8 @@ class Importer:
         if password == current.password:
             result.already_current = True
             result.version = state.holder(CURRENT)
+            if not dry_run and result.version:
+                self._mirror(state, result, result.version, current)
             return result
         value = current.with_credential(
             username=user,
@@ -176,7 +182,14 @@ class Importer:
         )
         logger.info("imported credential promoted", extra={"token_id": token_id})
         result.version = version
+        self._mirror(after, result, version, value)
         return result
+
+    def _mirror(self, state: SecretState, result: ImportResult, version: str, value: SecretValue) -> None:
+        """The ECR mirror holds the promoted token (MirrorStale, after the promotion, when it cannot)."""
+        mirrored = self.rotator.mirror_promoted(state, version, value)
+        if mirrored.status is MirrorStatus.WRITTEN:
+            result.notes.append(f"ECR mirror {mirrored.mirror} now holds the token")
 
     def _prove(
         self, ctx: StepContext, value: SecretValue, images: tuple[str, ...], *, stored: str | None

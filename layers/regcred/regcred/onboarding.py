@@ -4,14 +4,17 @@ Everything that can be checked is checked before anything is minted or written (
 provider, the schedule expression and the rotation function (it exists, and Secrets Manager may invoke it),
 the ttl and grace ranges, the routing of the registry and API, the probe images, the admin secret, and that
 the secret does not exist yet. Then, in order: bind the admin secret to this secret (its
-``regcred:admin-for`` tag), mint (or take the imported token), prove it pulls, create the secret, enable
-rotation. A minted credential that is not stored is revoked, whatever stops the run (Ctrl-C included). When a
+``regcred:admin-for`` tag), mint (or take the imported token), prove it pulls, create the secret, write its
+ECR pull-through cache mirror (``--ecr-mirror``: created, bound by ``regcred:mirror-of``, when it does not
+exist; its binding checked before anything is minted when it does), enable rotation. A minted credential
+that is not stored is revoked, whatever stops the run (Ctrl-C included). When a
 step after CreateSecret fails, the error says what exists and the one command that finishes the job
 (``regcred onboard NAME --resume ...``). docs/ARCHITECTURE.md, "Onboarding", has the flow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from . import config, labels, providers
 from .aws import aws_error_code
 from .errors import ConfigurationError, RegcredError
 from .importing import fingerprint, inspect_token
+from .mirror import check_binding, ensure_mirror, plan_mirror
 from .onboarding_checks import check_rotation_function, check_values, validate_schedule
 from .providers.base import ImportedCredential
 from .revocation import revoke_minted
@@ -51,6 +55,7 @@ _FLAG_OF_TAG = {
     config.GRACE: "--grace",
     config.ADMIN_SECRET: "--admin-secret",
     config.PROVIDER: "--provider",
+    config.ECR_MIRROR: "--ecr-mirror",
 }
 _TAG_PHRASE = re.compile(r"(?:the )?(regcred:[a-z-]+)(?: tag)?")
 
@@ -87,6 +92,7 @@ class OnboardRequest:
     username: str | None = None  # import this user's token instead of minting
     password: str | None = field(default=None, repr=False)
     settings: tuple[tuple[str, str], ...] = ()  # provider settings (name, value): tags regcred:<name>
+    ecr_mirror: str | None = None  # the ecr-pullthroughcache/... secret mirroring AWSCURRENT
 
     def tags(self) -> dict[str, str]:
         tags = {
@@ -102,6 +108,7 @@ class OnboardRequest:
             config.ORG: self.org,
             config.REALM_HOSTS: " ".join(self.realm_hosts),
             config.IMAGES: " ".join(self.images),
+            config.ECR_MIRROR: self.ecr_mirror,
         }
         optional.update({f"{config.PREFIX}{k}": v for k, v in self.settings})
         tags.update({k: v for k, v in optional.items() if v})
@@ -111,7 +118,8 @@ class OnboardRequest:
         rotation = (
             f" --rotation-lambda {self.rotation_lambda} --schedule '{self.schedule}'" if self.schedule else ""
         )
-        return f"regcred onboard {self.name} --resume{rotation}"
+        mirror = f" --ecr-mirror {self.ecr_mirror}" if self.ecr_mirror else ""
+        return f"regcred onboard {self.name} --resume{mirror}{rotation}"
 
 
 @dataclass
@@ -127,6 +135,9 @@ class OnboardResult:
     dry_run: bool = False
     resumed: bool = False
     plan: list[str] = field(default_factory=list)
+    ecr_mirror: str | None = None
+    mirror_status: str | None = None  # a `regcred.mirror.MirrorStatus` value, or "created"
+    notes: list[str] = field(default_factory=list)
 
 
 class OnboardIncomplete(RegcredError):
@@ -206,11 +217,16 @@ class Onboarding:
             schedule=request.schedule,
             grace=request.grace,
             ttl=request.ttl,
+            ecr_mirror=request.ecr_mirror,
+            name=request.name,
         )
-        tags = existing.tags if existing is not None else request.tags()
-        state = existing or SecretState(
-            arn=request.name, name=request.name, tags=tags, versions={}, rotation_enabled=False
-        )
+        if existing is None:
+            state = SecretState(
+                arn=request.name, name=request.name, tags=request.tags(), versions={}, rotation_enabled=False
+            )
+        else:  # as resuming will leave it
+            mirror = {config.ECR_MIRROR: request.ecr_mirror} if request.ecr_mirror else {}
+            state = dataclasses.replace(existing, tags={**existing.tags, **mirror})
         if not state.config.images and existing is None:
             raise ConfigurationError("name at least one --image REPO:TAG that the credential must pull")
         # Routing: --registry, --api and --realm-host among the allowed hosts.
@@ -244,6 +260,11 @@ class Onboarding:
             providers.read_admin_credential(
                 self.store, admin_secret, secret_name=request.name, require_binding=False, spec=ctx.spec
             )
+        if ctx.cfg.ecr_mirror:
+            self.say(f"checking ECR mirror {ctx.cfg.ecr_mirror}")
+            # Bound to this secret, or absent (created after the secret): checked before anything is minted.
+            arn = existing.arn if existing is not None else None
+            check_binding(self.store, ctx.cfg.ecr_mirror, request.name, secret_arn=arn)
         return ctx, images
 
     def _existing(self, name: str) -> SecretState | None:
@@ -358,11 +379,15 @@ class Onboarding:
             f"would create secret {request.name} with tags "
             + " ".join(f"{k}={v}" for k, v in request.tags().items())
         )
+        mirror_lines, mirror_status = plan_mirror(self.store, request.name, ctx.cfg.ecr_mirror, None)
+        plan += mirror_lines
         if request.rotation_lambda:
             plan.append(f"would enable rotation by {request.rotation_lambda} on {request.schedule}")
-        return OnboardResult(
+        done = OnboardResult(
             request.name, None, ctx.route.registry_name, tuple(images), None, False, dry_run=True, plan=plan
         )
+        done.ecr_mirror, done.mirror_status = ctx.cfg.ecr_mirror, mirror_status
+        return done
 
     def _credential(self, request: OnboardRequest, ctx: StepContext) -> tuple[SecretValue, Any]:
         now = self._now()
@@ -441,23 +466,47 @@ class Onboarding:
             f"secret {request.name} exists with a working credential, but onboarding did not finish: run "
             f"`{request.resume_command()}`"
         )
-        self._finish(request, arn, created=True, bind=request.username is not None, enable=True)
-        self.leave("")
-        return OnboardResult(
+        done = OnboardResult(
             request.name,
             arn,
             ctx.route.registry_name,
             tuple(images),
             value.token_id,
             bool(request.rotation_lambda),
+            ecr_mirror=ctx.cfg.ecr_mirror,
         )
+        self._finish(request, done, value, created=True, bind=request.username is not None, enable=True)
+        self.leave("")
+        return done
 
-    def _finish(self, request: OnboardRequest, arn: str, *, created: bool, bind: bool, enable: bool) -> None:
-        """The steps after CreateSecret: bind the admin secret, enable rotation."""
+    def _finish(
+        self,
+        request: OnboardRequest,
+        result: OnboardResult,
+        value: SecretValue,
+        *,
+        created: bool,
+        bind: bool,
+        enable: bool,
+        retag: bool = False,
+    ) -> None:
+        """The steps after CreateSecret: bind the admin secret, write ``value`` (AWSCURRENT) to the ECR mirror
+        (``retag``: and tag the secret with it), enable rotation."""
         what = f"secret {request.name} was {'created' if created else 'found'} and its credential pulls"
+        arn, name = str(result.arn), result.ecr_mirror
         try:
             if bind and request.admin_secret and providers.spec_for(request.provider).needs_admin:
                 self._bind_admin(request.admin_secret, request.name, dry_run=False)
+            if name:
+                self.say(f"writing ECR mirror {name}")
+                result.mirror_status, notes = ensure_mirror(
+                    self.store, name, request.name, arn, value, kms_key_id=request.kms_key_id
+                )
+                result.ecr_mirror = name
+                result.notes += notes
+                if retag:
+                    # Last: a secret tagged with its mirror has it written on every promotion.
+                    self.store.tag(arn, {config.ECR_MIRROR: name})
             if enable and request.rotation_lambda and request.schedule:
                 self.say("enabling rotation")
                 self.store.enable_rotation(arn, request.rotation_lambda, request.schedule)
@@ -482,24 +531,10 @@ class Onboarding:
         enable = bool(request.rotation_lambda) and (
             not existing.rotation_enabled or existing.rotation_lambda_arn != request.rotation_lambda
         )
+        mirror = ctx.cfg.ecr_mirror
+        retag = mirror is not None and existing.tags.get(config.ECR_MIRROR, "").strip() != mirror
         plan: list[str] = []
-        if dry_run:
-            admin_secret = ctx.cfg.admin_secret or request.admin_secret
-            bind = (
-                self._bind_admin(admin_secret, existing.name, dry_run=True)
-                if admin_secret and ctx.spec.needs_admin
-                else None
-            )
-            plan += [f"would {bind}"] if bind else []
-            plan += (
-                [f"would enable rotation by {request.rotation_lambda} on {request.schedule}"]
-                if enable
-                else []
-            )
-            plan = plan or ["nothing to do: the secret is onboarded"]
-        else:
-            self._finish(request, existing.arn, created=False, bind=True, enable=enable)
-        return OnboardResult(
+        done = OnboardResult(
             existing.name,
             existing.arn,
             ctx.route.registry_name,
@@ -509,7 +544,29 @@ class Onboarding:
             dry_run=dry_run,
             resumed=True,
             plan=plan,
+            ecr_mirror=mirror,
         )
+        if dry_run:
+            admin_secret = ctx.cfg.admin_secret or request.admin_secret
+            bind = (
+                self._bind_admin(admin_secret, existing.name, dry_run=True)
+                if admin_secret and ctx.spec.needs_admin
+                else None
+            )
+            plan += [f"would {bind}"] if bind else []
+            mirror_lines, done.mirror_status = plan_mirror(self.store, existing.name, mirror, current)
+            plan += mirror_lines
+            plan += [f"would tag secret {existing.name} {config.ECR_MIRROR}={mirror}"] if retag else []
+            plan += (
+                [f"would enable rotation by {request.rotation_lambda} on {request.schedule}"]
+                if enable
+                else []
+            )
+            if not any(line.startswith("would ") for line in plan):
+                plan.append("nothing to do: the secret is onboarded")
+        else:
+            self._finish(request, done, current, created=False, bind=True, enable=enable, retag=retag)
+        return done
 
 
 class CheckFailed(RegcredError):

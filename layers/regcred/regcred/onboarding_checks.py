@@ -1,5 +1,5 @@
-"""The checks of ``regcred onboard`` that need no secret: the flag values (schedule grammar, ranges) and the
-rotation function (it exists, and Secrets Manager may invoke it)."""
+"""The checks of ``regcred onboard`` that need no secret: the flag values (schedule grammar, ranges, the ECR
+mirror's name) and the rotation function (it exists, and Secrets Manager may invoke it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from . import config
 from .aws import aws_error_code
 from .errors import ConfigurationError
 
-__all__ = ["check_rotation_function", "check_values", "validate_schedule"]
+__all__ = ["check_ecr_mirror", "check_rotation_function", "check_values", "validate_schedule"]
 
 # Secrets Manager rotates at most every four hours; AutomaticallyAfterDays ranges 1..1000 (API reference,
 # RotationRulesType: "You can rotate a secret as often as every four hours"; "Valid Range: Minimum value of 1.
@@ -44,15 +44,42 @@ def validate_schedule(text: str) -> str:
     )
 
 
-def check_values(*, rotation_lambda: str | None, schedule: str | None, grace: str, ttl: str) -> None:
+def check_values(
+    *,
+    rotation_lambda: str | None,
+    schedule: str | None,
+    grace: str,
+    ttl: str,
+    ecr_mirror: str | None = None,
+    name: str = "",
+) -> None:
     """The onboard values that are wrong whatever AWS says (ConfigurationError naming the flag): the
-    rotation function and schedule go together, the schedule's grammar, the grace and ttl ranges."""
+    rotation function and schedule go together, the schedule's grammar, the grace and ttl ranges, and the
+    ECR mirror's name (``name`` is the managed secret's)."""
     if bool(rotation_lambda) != bool(schedule):
         raise ConfigurationError("--rotation-lambda and --schedule go together: give both or neither")
     if schedule:
         validate_schedule(schedule)
     config.parse_duration(grace, "--grace", minimum=config.GRACE_RANGE[0], maximum=config.GRACE_RANGE[1])
     config.parse_duration(ttl, "--ttl", minimum=config.TTL_RANGE[0], maximum=config.TTL_RANGE[1])
+    if ecr_mirror is not None:
+        check_ecr_mirror(ecr_mirror, name)
+
+
+def check_ecr_mirror(mirror: str, name: str) -> None:
+    """--ecr-mirror: a secret name beginning with ``ecr-pullthroughcache/`` (what ECR pull-through cache rules
+    read), and not the managed secret itself."""
+    from .mirror import check_mirror_name
+
+    try:
+        check_mirror_name(mirror, name)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"--ecr-mirror {mirror[:60]!r}: name a secret beginning with {config.ECR_MIRROR_PREFIX} (the "
+            "only secrets an ECR pull-through cache rule reads), such as ecr-pullthroughcache/docker-hub"
+        ) from None
+    if mirror == name:
+        raise ConfigurationError(f"--ecr-mirror {mirror}: the mirror must be another secret than {name}")
 
 
 def check_rotation_function(lam: Any, arn: str) -> None:

@@ -1,8 +1,15 @@
-"""What to do about a classified image-pull failure: tag, probe, rotate, roll back, notify.
+"""What to do about a classified image-pull failure: tag, probe, rotate, roll back, notify, hold; and about
+the outcome of a Secrets Manager rotation: resubmit the jobs held for it, or report its failure.
 
 Per event, the only write is the job's tags. Everything that costs a registry probe, a rotation or a
 notification is coalesced per secret (or role, or image) per cooldown window, so a storm of
 thousands of failures makes one probe and at most one rotation per secret.
+
+With ResubmitJobs, a job whose credential is being rotated asynchronously (a rotation started or in
+progress) is held for its secret (`regcred.held_jobs`) and resubmitted once that rotation's RotationSucceeded
+event arrives; a job whose credential was fixed at once (rolled back, or the failure was transient) is
+resubmitted at once. Either way a job is resubmitted at most once: a ``resubmit#<job id>`` claim, and the
+``regcred:resubmitted-as`` / ``regcred:resubmission-of`` tags.
 """
 
 from __future__ import annotations
@@ -21,21 +28,33 @@ from .coalesce import Coalescer
 from .config import tag_value
 from .errors import ConfigurationError, RegcredError, SecretFormatError
 from .failures import FailureClass, classify
+from .held_jobs import HeldJobs, HoldResult
 from .http.deadline import Deadline
 from .observability import logger
+from .resubmission import (
+    HELD_AWAITING,
+    HELD_REFUSED,
+    HELD_RESUBMITTED,
+    TAG_HELD,
+    TAG_RESUBMITTED_AS,
+    JobCopy,
+    Resubmitter,
+    resubmittable,
+    submit_copy,
+)
 from .rotation import PullChecker, Rotator, StepContext
+from .rotation_outcome import RotationOutcome, RotationOutcomes
 from .routing import Deployment
 from .secret import SecretValue
 from .store import CURRENT, PENDING, PREVIOUS, SecretAccessDenied, SecretNotFound, SecretStore
 
 if TYPE_CHECKING:
-    from .events import PullFailure  # its parser models (pydantic) load with the first event
+    # Their parser models (pydantic) load with the first event.
+    from .events import PullFailure, RotationNotice
 
 TAG_CLASS = "regcred:pull-failure"
 TAG_SECRET = "regcred:secret"  # noqa: S105 - a tag key
 TAG_DIAGNOSIS = "regcred:diagnosis"
-TAG_RESUBMITTED_AS = "regcred:resubmitted-as"
-TAG_RESUBMISSION_OF = "regcred:resubmission-of"
 
 
 class Diagnosis(StrEnum):
@@ -75,6 +94,7 @@ class Action(StrEnum):
     ROLE_SIMULATED = "role_simulated"
     NOTIFIED = "notified"
     RESUBMITTED = "resubmitted"
+    HELD = "held"  # for the secret's rotation in progress, resubmitted when it succeeds
 
 
 # What a person should do, by diagnosis; notifications carry this, never a secret value.
@@ -131,6 +151,8 @@ _NOTIFY = {
     Diagnosis.PLATFORM_MISMATCH,
     Diagnosis.ROTATION_STARTED,
 }
+# Diagnoses whose fix is a rotation that finishes after the invocation: with ResubmitJobs, the job waits.
+_HOLD_FOR = (Diagnosis.ROTATION_STARTED, Diagnosis.ROTATION_IN_PROGRESS)
 _BY_CLASS = {
     FailureClass.RATE_LIMIT: Diagnosis.RATE_LIMITED,
     FailureClass.NOT_FOUND: Diagnosis.IMAGE_NOT_FOUND,
@@ -151,6 +173,10 @@ class Outcome:
     actions: list[Action] = field(default_factory=list)
     tagged: bool = False
     duplicate: bool = False
+    hold: HoldResult | None = None  # what became of the job when it was to be held for a rotation
+    # Found by the probe: the secret's full ARN, and the AWSCURRENT version the registry rejected.
+    secret_arn: str | None = None
+    rejected_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,7 @@ class Remediator:
         settings: Settings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         start_rotation: Callable[[str], object] | None = None,
+        held: HeldJobs | None = None,
         seen_size: int = 8192,
     ) -> None:
         self.store = SecretStore.of(sm)
@@ -199,6 +226,20 @@ class Remediator:
         self.task_definitions = jobs.DefinitionCache(jobs.ecs_task_definition_fetcher(ecs)) if ecs else None
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._seen_size = seen_size
+        # Jobs held for a rotation: in the coalesce table when the function has one (build_remediator),
+        # else in this process.
+        self.held = held or HeldJobs(None, None)
+        self.resubmitter = Resubmitter(batch, coalescer, self.held)
+        self.rotations = RotationOutcomes(
+            store=self.store,
+            held=self.held,
+            resubmitter=self.resubmitter,
+            coalescer=coalescer,
+            sns=sns,
+            settings=self.settings,
+        )
+        # The full ARN of each secret a job names (by name, partial or full ARN): the held jobs' key.
+        self._arns: OrderedDict[str, str] = OrderedDict()
 
     # -- per event ---------------------------------------------------------------------------
 
@@ -213,7 +254,7 @@ class Remediator:
         if seen_key in self._seen:
             outcome.duplicate = True  # a redelivery: its job is tagged already
             return outcome
-        image, secret_id, role, container = self._link(failure)
+        image, secret_id, role, _container = self._link(failure)
         ref = jobs.parse_image(image) if image else None
         outcome.registry = ref.registry if ref is not None else None
         outcome.secret = secret_id
@@ -229,10 +270,9 @@ class Remediator:
             if secret_id:
                 tags[TAG_SECRET] = tag_value(jobs.secret_name_from_arn(secret_id))
             if self._should_resubmit(failure, outcome):
-                new_job = self._resubmit(failure, container)
-                if new_job:
-                    tags[TAG_RESUBMITTED_AS] = new_job
-                    outcome.actions.append(Action.RESUBMITTED)
+                self._resubmit_now(failure, outcome, tags)
+            elif secret_id and self._should_hold(failure, outcome):
+                self._hold(failure, secret_id, outcome, tags)
             self.batch.tag_resource(
                 resourceArn=failure.resource_arn, tags={k: tag_value(v) for k, v in tags.items()}
             )
@@ -303,6 +343,8 @@ class Remediator:
             return Diagnosis.SECRET_UNMANAGED
         if not state.managed:
             return Diagnosis.SECRET_UNMANAGED
+        outcome.secret_arn = state.arn
+        self._remember_arn(secret_id, state.arn)
         try:
             ctx = rotator.context(state, deadline)
         except ConfigurationError as exc:
@@ -352,6 +394,7 @@ class Remediator:
         arn = state.arn
         current_id = state.holder(CURRENT)
         pending_id = state.holder(PENDING)
+        outcome.rejected_version = current_id
         if pending_id is not None and pending_id != current_id:
             return Diagnosis.ROTATION_IN_PROGRESS
         previous_id = state.holder(PREVIOUS)
@@ -464,29 +507,82 @@ class Remediator:
             self.settings.resubmit
             and outcome.failure_class is FailureClass.AUTH
             and outcome.diagnosis in (Diagnosis.ROLLED_BACK, Diagnosis.TRANSIENT)
-            and TAG_RESUBMISSION_OF not in failure.tags
-            and TAG_RESUBMITTED_AS not in failure.tags
-            and self.coalescer.claim(f"resubmit#{failure.resource_id}").owner
+            and resubmittable(failure.tags)
+            and self.resubmitter.claim(failure.resource_id)
         )
 
-    def _resubmit(self, failure: PullFailure, container: Mapping[str, Any]) -> str | None:
-        if not (failure.job_name and failure.job_queue and failure.definition):
+    def _resubmit_now(self, failure: PullFailure, outcome: Outcome, tags: dict[str, str]) -> None:
+        """Resubmit the failed job from its event (its ``resubmit#`` claim is this invocation's)."""
+        copy = JobCopy.of_failure(failure)
+        if copy is None:
+            return
+        tags[TAG_RESUBMITTED_AS] = submit_copy(self.batch, copy)
+        outcome.actions.append(Action.RESUBMITTED)
+
+    # -- held jobs: a rotation in progress --------------------------------------------------------
+
+    def _should_hold(self, failure: PullFailure, outcome: Outcome) -> bool:
+        """A top-level job (the caller checked), not resubmitted before, whose credential is being rotated."""
+        return (
+            self.settings.resubmit
+            and outcome.failure_class in (FailureClass.AUTH, FailureClass.AUTH_OR_NOT_FOUND)
+            and outcome.diagnosis in _HOLD_FOR
+            and resubmittable(failure.tags)
+        )
+
+    def _hold(self, failure: PullFailure, secret_id: str, outcome: Outcome, tags: dict[str, str]) -> None:
+        """Hold the job for its secret's rotation, or resubmit it at once if that rotation has succeeded."""
+        arn = outcome.secret_arn or self._secret_arn(secret_id)
+        if arn is None:
+            return
+        result = self.held.hold(
+            arn, failure.resource_id, failed_at=failure.failed_at, rejected_version=outcome.rejected_version
+        )
+        outcome.hold = result
+        if result is HoldResult.HELD or result is HoldResult.ALREADY_HELD:
+            tags[TAG_HELD] = HELD_AWAITING
+            if result is HoldResult.HELD:
+                outcome.actions.append(Action.HELD)
+        elif result is HoldResult.FULL:
+            tags[TAG_HELD] = HELD_REFUSED
+            logger.warning(
+                "job not held: the secret holds the most jobs it may",
+                extra={"secret": arn, "limit": self.held.limit},
+            )
+        elif self.resubmitter.claim(failure.resource_id):
+            # HoldResult.ROTATED: the rotation this job would wait for has succeeded already.
+            self._resubmit_now(failure, outcome, tags)
+            if TAG_RESUBMITTED_AS in tags:
+                tags[TAG_HELD] = HELD_RESUBMITTED
+
+    def _secret_arn(self, secret_id: str) -> str | None:
+        """The full ARN of the managed secret a job names (by name, partial or full ARN), described once per
+        execution environment; None for a secret that is missing or not managed."""
+        known = self._arns.get(secret_id)
+        if known is not None:
+            self._arns.move_to_end(secret_id)
+            return known
+        try:
+            state = self.store.describe(secret_id)
+        except (SecretNotFound, SecretAccessDenied):
             return None
-        overrides: dict[str, Any] = {}
-        if failure.command:
-            overrides["command"] = list(failure.command)
-        request: dict[str, Any] = {
-            "jobName": failure.job_name,
-            "jobQueue": failure.job_queue,
-            "jobDefinition": failure.definition,
-            "tags": {TAG_RESUBMISSION_OF: tag_value(failure.resource_id)},
-        }
-        if failure.parameters:
-            request["parameters"] = dict(failure.parameters)
-        if overrides:
-            request["containerOverrides"] = overrides
-        job_id: str = self.batch.submit_job(**request)["jobId"]
-        return job_id
+        if not state.managed:
+            return None
+        self._remember_arn(secret_id, state.arn)
+        return state.arn
+
+    def _remember_arn(self, secret_id: str, arn: str) -> None:
+        self._arns[secret_id] = arn
+        self._arns.move_to_end(secret_id)
+        if len(self._arns) > 1024:
+            self._arns.popitem(last=False)
+
+    # -- Secrets Manager's rotation events --------------------------------------------------------
+
+    def handle_rotation(self, notice: RotationNotice, *, deadline: Deadline | None = None) -> RotationOutcome:
+        """RotationSucceeded: resubmit the jobs held for the secret; RotationFailed / RotationAbandoned:
+        notify once per secret per cooldown (`regcred.rotation_outcome`)."""
+        return self.rotations.handle(notice, deadline=deadline)
 
 
 def _recorded(text: str | None) -> Diagnosis:

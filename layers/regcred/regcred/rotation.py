@@ -15,7 +15,10 @@ still missing:
   failure it revokes the pending credential and every other one this rotation minted, and removes
   AWSPENDING, so AWSCURRENT is never touched; when the registry could not be reached it keeps AWSPENDING.
 - ``finishSecret`` revokes the credential that is about to lose AWSPREVIOUS and any orphan (at most two
-  live credentials per secret), moves AWSCURRENT, and removes AWSPENDING.
+  live credentials per secret), moves AWSCURRENT, and removes AWSPENDING. Then, for a secret tagged
+  ``regcred:ecr-mirror``, it writes the new credential to that ECR pull-through cache secret
+  (`regcred.mirror`); when that fails the step fails after the promotion, and its retry (which finds the
+  version AWSCURRENT already) writes the mirror again.
 
 Every revocation goes through `regcred.revocation.revoke_minted`: only credentials whose vendor record is
 labelled for this secret are revoked, whatever token id a version claims. The guards are those of the AWS
@@ -34,12 +37,12 @@ from .config import IMAGES, PROMOTED_AT, PROMOTED_VERSION, PROVIDER, RETIRED_TOK
 from .errors import (
     ConfigurationError,
     MintOutcomeUnknown,
-    RegcredError,
     RotationError,
     RotationRetryable,
     RotationTestFailed,
 )
 from .http.deadline import Deadline
+from .mirror import MirrorResult, after_promotion, holds_current
 from .observability import logger
 from .providers import Provider
 from .revocation import RevokeResult, orphans, revoke_minted
@@ -66,6 +69,7 @@ from .rotation_rules import (
     guard,
     job_definition_images,
     matches_secret,
+    select_images,
 )
 
 __all__ = [
@@ -213,8 +217,6 @@ class Rotator:
         """Images that prove a credential: the ``regcred:images`` tag, else those of ACTIVE Batch job
         definitions whose repositoryCredentials name this secret. Only images on the secret's configured
         registry count; an unparseable image is reported and skipped, never a reason to stop."""
-        from .registry.reference import ImageRef
-
         state, route = ctx.state, ctx.route
         candidates: list[tuple[str, str | None]] = [(i, route.registry_name) for i in ctx.cfg.images]
         if not candidates and self.batch is not None:
@@ -224,19 +226,8 @@ class Rotator:
                     for image, parameter in job_definition_images(definition):
                         if matches_secret(parameter, state.arn, state.name):
                             candidates.append((image, None))  # job definitions: Docker's default registry
-        images: list[str] = []
-        skipped: list[str] = []
-        for text, default in dict.fromkeys(candidates):
-            try:
-                ref = ImageRef.parse(text, default_registry=default)
-            except RegcredError as exc:
-                skipped.append(str(exc))
-                continue
-            if not route.names_registry(ref.registry):
-                skipped.append(f"{ref} is not on {route.registry_name}")
-                continue
-            if str(ref) not in images:
-                images.append(str(ref))
+        probe = select_images(candidates, route)
+        images, skipped = list(probe.images), list(probe.skipped)
         if skipped:
             logger.warning("probe images skipped", extra={"skipped": skipped[:20]})
         if not images:
@@ -316,7 +307,9 @@ class Rotator:
         )
         if verdict is Guard.ALREADY_CURRENT:
             if step is Step.FINISH:
+                # A retry after a failure past the promotion: what follows it is done again.
                 self._finish_cleanup(state, token)
+                self.mirror_promoted(state, token)
             logger.info("rotation step skipped: version already current", extra={"step": step.value})
             return StepOutcome(step, Outcome.ALREADY_CURRENT, provider_name)
         ctx = self.context(state, deadline)
@@ -480,6 +473,8 @@ class Rotator:
         self._finish_cleanup(after, token)
         # At rest, at most AWSCURRENT and AWSPREVIOUS: anything else labelled for the secret goes.
         self._revoke_orphans(ctx, provider, self._token_ids(after))
+        # Last: a failure here fails the step with the rotation promoted, and the retry writes it.
+        self.mirror_promoted(after, token, pending)
         logger.info("rotation finished", extra={"token_id": pending.token_id})
         return Outcome.PROMOTED
 
@@ -492,14 +487,26 @@ class Rotator:
                 state.arn, {PROMOTED_AT: format_time(self._now()), PROMOTED_VERSION: token}
             )
 
+    def mirror_promoted(
+        self, state: SecretState, version: str, value: SecretValue | None = None
+    ) -> MirrorResult:
+        """After ``version`` became AWSCURRENT: its ECR mirror holds it (`regcred.mirror.after_promotion`)."""
+        return after_promotion(self.store, state, version, value)
+
     # -- retirement -----------------------------------------------------------------------------
 
     def retire_previous(
-        self, secret_id: str, *, deadline: Deadline | None = None, dry_run: bool = False
+        self,
+        secret_id: str,
+        *,
+        deadline: Deadline | None = None,
+        dry_run: bool = False,
+        proven_current: str | None = None,
     ) -> RetireResult:
         """Revoke the AWSPREVIOUS credential once its grace period is over and AWSCURRENT pulls. ``dry_run``
         checks everything (AWSCURRENT pulls, the vendor's record is labelled for the secret) and writes
-        nothing."""
+        nothing. ``proven_current`` is the AWSCURRENT version the caller has just proven to pull every probe
+        image (the sweep): when it still holds AWSCURRENT, the registry is not asked again."""
         state = self.describe(secret_id)
         ctx = self.context(state, deadline)
         cfg = ctx.cfg
@@ -515,16 +522,18 @@ class Rotator:
         promoted = cfg.promoted_at or current.issued_at
         if promoted is not None and self._now() < promoted + timedelta(seconds=cfg.grace_s):
             return RetireResult.IN_GRACE
+        proven = proven_current is not None and proven_current == state.holder(CURRENT)
         if not ctx.spec.can_mint:
-            return self._retire_imported(ctx, previous, current, dry_run=dry_run)
+            return self._retire_imported(ctx, previous, current, dry_run=dry_run, proven=proven)
         provider = self._provider_factory(ctx)
-        result = self.check(ctx, current, self.probe_images(ctx).images)
-        if not result.ok:
+        if not proven and not (result := self.check(ctx, current, self.probe_images(ctx).images)).ok:
             # The previous credential may be the way back: keep it until AWSCURRENT is proven.
             logger.warning(
                 "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
             )
             return RetireResult.CURRENT_UNPROVEN
+        if not holds_current(self.store, ctx, current, dry_run=dry_run):
+            return RetireResult.MIRROR_STALE
         revoked = revoke_minted(provider, previous.token_id, state.name, dry_run=dry_run)
         if revoked in (RevokeResult.NOT_MINTED_FOR_SECRET, RevokeResult.INVALID_ID):
             return RetireResult.REFUSED
@@ -535,7 +544,7 @@ class Rotator:
         return RetireResult.RETIRED
 
     def _retire_imported(
-        self, ctx: StepContext, previous: SecretValue, current: SecretValue, *, dry_run: bool
+        self, ctx: StepContext, previous: SecretValue, current: SecretValue, *, dry_run: bool, proven: bool
     ) -> RetireResult:
         """Retire an imported credential: revoke it by value where the vendor allows it and the secret asks
         for it (GHCR), else only record it as retired. The version's token id must be the fingerprint of the
@@ -548,12 +557,13 @@ class Rotator:
             return RetireResult.REFUSED
         if previous.password == current.password:
             return RetireResult.ALREADY_RETIRED
-        result = self.check(ctx, current, self.probe_images(ctx).images)
-        if not result.ok:
+        if not proven and not (result := self.check(ctx, current, self.probe_images(ctx).images)).ok:
             logger.warning(
                 "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
             )
             return RetireResult.CURRENT_UNPROVEN
+        if not holds_current(self.store, ctx, current, dry_run=dry_run):
+            return RetireResult.MIRROR_STALE
         inspector = self.vendor(ctx)
         revoke = bool(inspector.can_revoke())
         if dry_run:

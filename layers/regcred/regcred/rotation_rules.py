@@ -64,6 +64,9 @@ class RetireResult(enum.StrEnum):
     ALREADY_RETIRED = "already_retired"
     IN_GRACE = "in_grace"
     CURRENT_UNPROVEN = "current_unproven"
+    # The ECR pull-through cache mirror could not be made to hold AWSCURRENT: the previous credential, which
+    # the mirror may still hold, is kept (`regcred.mirror.mirror_problem` says why).
+    MIRROR_STALE = "mirror_stale"
     REFUSED = "refused_not_minted_for_secret"
     RETIRED = "retired"
     # An imported credential that regcred cannot revoke: recorded as retired; revoke it at the vendor.
@@ -221,3 +224,25 @@ class StepFailure:
         _, step, rest = [*text.split(" ", 2), "", ""][:3]
         error, _, reason = rest.partition(":")
         return cls(version, step, error, reason.strip())
+
+
+def select_images(candidates: Iterable[tuple[str, str | None]], route: Routing) -> ProbeImages:
+    """The images among ``candidates`` ((image, default registry) pairs) that are on the secret's configured
+    registry, parsed and de-duplicated; the others are reported as skipped, never sent anywhere."""
+    from .errors import RegcredError
+    from .registry.reference import ImageRef
+
+    images: list[str] = []
+    skipped: list[str] = []
+    for text, default in dict.fromkeys(candidates):
+        try:
+            ref = ImageRef.parse(text, default_registry=default)
+        except RegcredError as exc:
+            skipped.append(str(exc))
+            continue
+        if not route.names_registry(ref.registry):
+            skipped.append(f"{ref} is not on {route.registry_name}")
+            continue
+        if str(ref) not in images:
+            images.append(str(ref))
+    return ProbeImages(tuple(images), tuple(skipped))

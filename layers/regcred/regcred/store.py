@@ -4,7 +4,7 @@ Rotation, remediation, diagnose, the sweep and the CLI go through `SecretStore`;
 a secret itself. A secret is described once into a `SecretState` (tags, staging labels, managed or not); a
 version is read by stage (and id); the rotation's writes are `put_pending`, `move_stage`, `remove_stage` and
 `write_bookkeeping` (only the tags regcred keeps for itself, which are the only ones the functions' IAM
-role may write).
+role may write); an ECR pull-through cache mirror's is `put_current_string` (`regcred.mirror`).
 
 Emulator allowances: the local stack runs moto, which differs from Secrets Manager in three ways that the
 code below allows for. Each is harmless against AWS:
@@ -107,7 +107,13 @@ class SecretState:
             arn=str(meta["ARN"]),
             name=str(meta.get("Name") or meta["ARN"]),
             tags=tags_to_dict(meta.get("Tags")),
-            versions={k: list(v) for k, v in (meta.get("VersionIdsToStages") or {}).items()},
+            # DescribeSecret says VersionIdsToStages; a ListSecrets entry says SecretVersionsToStages.
+            versions={
+                k: list(v)
+                for k, v in (
+                    meta.get("VersionIdsToStages") or meta.get("SecretVersionsToStages") or {}
+                ).items()
+            },
             rotation_enabled=bool(meta.get("RotationEnabled")),
             kms_key_id=meta.get("KmsKeyId") or None,
             deleted=bool(meta.get("DeletedDate")),
@@ -259,6 +265,15 @@ class SecretStore:
             after = self.describe(state.arn)
         return after
 
+    def put_current_string(self, secret_id: str, secret_string: str) -> str | None:
+        """PutSecretValue of ``secret_string`` as a new AWSCURRENT version of a secret that is not a managed
+        one (an ECR mirror: `regcred.mirror`); returns the new version id."""
+        reply = self.sm.put_secret_value(
+            SecretId=secret_id, SecretString=secret_string, VersionStages=[CURRENT]
+        )
+        version = reply.get("VersionId")
+        return str(version) if version else None
+
     def write_bookkeeping(self, secret_id: str, tags: Mapping[str, str]) -> None:
         """Write regcred's own bookkeeping tags (and no other: the functions may write only these)."""
         unknown = sorted(set(tags) - set(BOOKKEEPING_TAGS))
@@ -284,10 +299,25 @@ class SecretStore:
         kms_key_id: str | None = None,
     ) -> str | None:
         """CreateSecret with a first AWSCURRENT value; its ARN, or None when the name exists already."""
+        return self.create_string(
+            name, render(value), tags=tags, description=description, kms_key_id=kms_key_id
+        )
+
+    def create_string(
+        self,
+        name: str,
+        secret_string: str,
+        *,
+        tags: Mapping[str, str],
+        description: str,
+        kms_key_id: str | None = None,
+    ) -> str | None:
+        """CreateSecret with ``secret_string`` as its first AWSCURRENT value (a value that is not a managed
+        secret's, such as an ECR mirror's); its ARN, or None when the name exists already."""
         request: dict[str, Any] = {
             "Name": name,
             "Description": description,
-            "SecretString": render(value),
+            "SecretString": secret_string,
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
         }
         if kms_key_id:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import classify, diagnose, onboard, providers, rotation, secrets
+from . import classify, diagnose, onboard, providers, rotation, secrets, sweep
 from .base import (
     EXIT_CODES_HELP,
     CommandError,
@@ -35,7 +35,7 @@ EXAMPLES = """examples:
   regcred rotate batch/dockerhub --wait
   regcred diagnose 8f1c2d3e-0000-4000-8000-000000000000"""
 
-_GROUPS = (onboard, providers, secrets, rotation, diagnose, classify)
+_GROUPS = (onboard, providers, secrets, sweep, rotation, diagnose, classify)
 
 
 def build_parser() -> Parser:

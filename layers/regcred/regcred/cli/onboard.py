@@ -61,6 +61,7 @@ def _request(ctx: Context) -> OnboardRequest:
         if args.username is not None
         else None,
         settings=_settings(args),
+        ecr_mirror=args.ecr_mirror,
     )
 
 
@@ -68,7 +69,12 @@ def _check_flags(args: argparse.Namespace) -> None:
     """Flag values that are wrong whatever AWS says: usage errors (exit 64), found before any AWS call."""
     try:
         check_values(
-            rotation_lambda=args.rotation_lambda, schedule=args.schedule, grace=args.grace, ttl=args.ttl
+            rotation_lambda=args.rotation_lambda,
+            schedule=args.schedule,
+            grace=args.grace,
+            ttl=args.ttl,
+            ecr_mirror=args.ecr_mirror,
+            name=args.name,
         )
     except ConfigurationError as exc:
         raise CommandError(str(exc), ExitCode.USAGE) from None
@@ -143,6 +149,10 @@ def cmd_onboard(ctx: Context) -> int:
         "token_id": result.token_id,
         "rotation_enabled": result.rotation_enabled,
         "plan": result.plan,
+        "ecr_mirror": (
+            {"name": result.ecr_mirror, "status": result.mirror_status} if result.ecr_mirror else None
+        ),
+        "notes": result.notes,
         "exit_code": 0,
     }
     if result.dry_run:
@@ -151,6 +161,8 @@ def cmd_onboard(ctx: Context) -> int:
         text = "\n".join([f"{result.arn}", *result.plan]) if result.plan else f"{result.arn}"
     else:
         text = f"{result.arn}"
+    for note in result.notes:
+        err(f"note: {note}")
     ctx.emit(report, text)
     return 0
 
@@ -173,6 +185,7 @@ def register(sub: Any) -> None:
             "regcred onboard batch/dockerhub --resume --rotation-lambda ARN --schedule 'rate(30 days)'",
             "regcred onboard batch/hub-import --provider dockerhub --admin-secret admin/dockerhub \\",
             "    --username alice --image acme/app:1    # import alice's token (prompted) instead of minting",
+            "regcred onboard batch/dockerhub ... --ecr-mirror ecr-pullthroughcache/docker-hub",
         ],
     )
     p.add_argument("name", metavar="NAME", help="name of the secret to create")
@@ -215,5 +228,11 @@ def register(sub: Any) -> None:
     p.add_argument("--kms-key-id", help="KMS key of the secret (default: Secrets Manager's AWS managed key)")
     p.add_argument("--rotation-lambda", metavar="ARN", help="ARN of the deployed rotate function")
     p.add_argument("--schedule", help="rotation schedule, e.g. 'rate(30 days)' (4 hours to 1000 days)")
+    p.add_argument(
+        "--ecr-mirror",
+        metavar="NAME",
+        help="ecr-pullthroughcache/... secret that an ECR pull-through cache rule reads: regcred keeps "
+        "AWSCURRENT's username and accessToken in it (created, tagged regcred:mirror-of=NAME, if missing)",
+    )
     p.add_argument("--resume", action="store_true", help="finish onboarding a secret that exists already")
     p.add_argument("--dry-run", action="store_true", help="check everything, mint and write nothing")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import LAST_FAILURE
 from ..errors import RegcredError
+from ..mirror import mirror_problem
 from ..rotation import Outcome, RetireResult, Rotator, Step
 from ..rotation_rules import StepFailure
 from ..store import CURRENT, PENDING, SecretState
@@ -197,6 +198,7 @@ def cmd_rotate(ctx: Context) -> int:
 _RETIRE_CODES = {
     RetireResult.CURRENT_UNPROVEN: ExitCode.FAILED,
     RetireResult.REFUSED: ExitCode.FAILED,
+    RetireResult.MIRROR_STALE: ExitCode.FAILED,
 }
 
 
@@ -204,8 +206,10 @@ def cmd_retire(ctx: Context) -> int:
     """Revoke the AWSPREVIOUS credential if its grace period is over and AWSCURRENT pulls."""
     args = ctx.args
     ctx.progress("proving AWSCURRENT pulls before the previous credential goes")
-    result = _rotator(ctx).retire_previous(args.secret, dry_run=args.dry_run)
+    rotator = _rotator(ctx)
+    result = rotator.retire_previous(args.secret, dry_run=args.dry_run)
     code = _RETIRE_CODES.get(result, ExitCode.OK)
+    problem = mirror_problem(rotator.store, args.secret) if result is RetireResult.MIRROR_STALE else None
     words = {
         RetireResult.RETIRED: "the AWSPREVIOUS credential was revoked",
         RetireResult.RETIRED_NOT_REVOKED: "the AWSPREVIOUS credential is retired in regcred, but this "
@@ -218,6 +222,8 @@ def cmd_retire(ctx: Context) -> int:
         RetireResult.CURRENT_UNPROVEN: "kept the previous credential: AWSCURRENT could not be proven to pull",
         RetireResult.REFUSED: "refused: the vendor's record of the previous token is not labelled for this "
         "secret",
+        RetireResult.MIRROR_STALE: "kept the previous credential: the ECR pull-through cache mirror does not "
+        f"hold AWSCURRENT and could not be written ({problem or 'try again'})",
     }
     ctx.emit(
         {
@@ -225,6 +231,7 @@ def cmd_retire(ctx: Context) -> int:
             "result": result.value,
             "status": Status.FAILED if code else Status.OK,
             "dry_run": args.dry_run,
+            **({"mirror_problem": problem} if problem else {}),
             "exit_code": int(code),
         },
         f"{result.value}: {words[result]}",

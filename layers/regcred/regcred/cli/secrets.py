@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import PROMOTED_AT, PROVIDER
+from ..config import PROMOTED_AT, PROVIDER, VALID_AT
 from ..errors import RegcredError
 from ..registry import ImageRef, PullCheck, PullStatus
 from ..registry.results import FAILING
@@ -183,7 +183,8 @@ def _describe_for_list(store: Any, state: SecretState, deployment: Any, now: dat
         "provider": state.tags.get(PROVIDER),
         "registry": None,
         "rotation_enabled": state.rotation_enabled,
-        "valid_as_of": state.tags.get(PROMOTED_AT),
+        # The sweep's last proof; before any sweep, the proof at promotion.
+        "valid_as_of": state.tags.get(VALID_AT) or state.tags.get(PROMOTED_AT),
         "expires_at": None,
         "expires_in_s": None,
         "last_rotated": _when(state.last_rotated) if isinstance(state.last_rotated, datetime) else None,

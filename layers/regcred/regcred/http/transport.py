@@ -20,6 +20,7 @@ Built on urllib3 (no proxies from the environment, no netrc, no cookies), with r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
@@ -409,14 +410,17 @@ class Transport:
             raise ResponseTooLarge(f"{method} {origin.host_port}: response body over {limit} bytes")
         chunks: list[bytes] = []
         total = 0
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
         while True:
             if deadline.expired():
                 raise DeadlineExceeded(
                     f"{method} {origin.host_port}: the deadline passed while reading the body", sent=True
                 )
+            # Looked up for every chunk: once the body is read, urllib3 may already have closed the
+            # connection (the server said Connection: close) or handed it back to its pool.
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
             if sock is not None:
-                sock.settimeout(max(1e-3, deadline.bound(self._timeout[1])))
+                with contextlib.suppress(OSError):  # closed meanwhile: the read below says what is left
+                    sock.settimeout(max(1e-3, deadline.bound(self._timeout[1])))
             try:
                 chunk = raw.read(_CHUNK, decode_content=False)
             except (ReadTimeoutError, ProtocolError, OSError) as exc:
