@@ -30,7 +30,7 @@ from regcred.sweep import Failure, NextAction, Sweeper, SweepRecord, SweepSettin
 from tests.aws_setup import hub, job_definition, stack_managed_secret
 from tests.integration.conftest import dockerhub_admin_secret
 from tests.integration.test_remediate_stack import SecretsManagerRotation, pulls
-from tests.integration.test_rotation_stack import regcred
+from tests.integration.test_rotation_stack import onboard, regcred
 from tests.registry_servers import RecordingServer, Reply
 
 pytestmark = pytest.mark.stack
@@ -459,3 +459,59 @@ def test_above_the_threshold_the_sweep_fans_out_and_workers_report_partial_failu
     for arn in arns:
         record = SweepRecord.parse(tags(sm, arn)[config.SWEEP])
         assert record is not None and record.valid is True
+
+
+# -- the CLI: regcred sweep and regcred status after a rotation, a retirement and a revocation ------------
+
+
+def test_status_after_a_rotation_a_retirement_and_a_revocation_at_the_vendor(
+    aws: dict[str, Any], stack_env: dict[str, str], admin_secret: str
+) -> None:
+    sm = aws["secretsmanager"]
+    name = f"batch/{uuid.uuid4().hex[:8]}"
+    done = onboard(stack_env, name, admin_secret, stack_env["REGCRED_SEED_IMAGE"])
+    assert done.returncode == 0, done.stderr
+
+    def status() -> dict[str, Any]:
+        done = regcred(stack_env, "status", name, "--output", "json")
+        assert done.returncode == 0, done.stderr
+        body: dict[str, Any] = json.loads(done.stdout)
+        return body
+
+    # Not swept yet: nothing recorded, and nothing claimed about a proof
+    assert status()["last_sweep"] is None and status()["valid_as_of"] is None
+    # After a rotation: the previous credential is live and due for retirement after its grace period
+    assert regcred(stack_env, "rotate", name, "--local").returncode == 0
+    assert regcred(stack_env, "sweep", name, "--local").returncode == 0
+    after_rotation = status()
+    assert after_rotation["previous"] == "live" and after_rotation["next_action"] == "retire"
+    assert after_rotation["last_sweep"]["valid"] is True and after_rotation["valid_as_of"]
+    # After the grace period: the sweep retires it
+    sm.tag_resource(SecretId=name, Tags=[{"Key": config.GRACE, "Value": "0s"}])
+    swept = json.loads(regcred(stack_env, "sweep", name, "--local", "--output", "json").stdout)
+    assert swept["retired"] == 1 and swept["exit_code"] == 0
+    after_retirement = status()
+    assert (
+        after_retirement["previous"] == "retired" and after_retirement["last_sweep"]["previous"] == "retired"
+    )
+    # Next: the rotation ahead of the token's expiry, which on this secret (no rotation function) is the
+    # operator's to enable
+    assert after_retirement["next_action"] == "enable_rotation"
+    assert after_retirement["next_at"] > after_retirement["last_sweep"]["at"]
+    # After a revocation at the vendor: the sweep sees the registry refuse it (exit 1), and with rotation off
+    # on this secret the next action is the operator's
+    hub(stack_env).revoke(current(sm, name).token_id or "")
+    refused = regcred(stack_env, "sweep", name, "--output", "json")
+    body = json.loads(refused.stdout)
+    assert (
+        refused.returncode == 1 and body["invalid"] == 1 and body["reports"][0]["rotation"] == "not_enabled"
+    )
+    after_revocation = status()
+    assert after_revocation["last_failure"] == "credentials_rejected"
+    assert after_revocation["last_sweep"]["valid"] is False
+    assert after_revocation["next_action"] == "enable_rotation"
+    text = regcred(stack_env, "status", name).stdout
+    assert "last failure:    credentials_rejected" in text and "next:            enable_rotation now" in text
+    # `regcred sweep --local` rotates it here: fresh again
+    assert regcred(stack_env, "sweep", name, "--local").returncode == 1  # it found the refusal, then rotated
+    assert pulls(stack_env, current(sm, name)) == 200

@@ -17,6 +17,7 @@ from regcred.errors import ConfigurationError
 from regcred.routing import Deployment, route_of
 from regcred.store import SecretState
 from regcred.sweep import (
+    Failure,
     JobDefinitionIndex,
     NextAction,
     SweepRecord,
@@ -282,3 +283,56 @@ def test_a_released_claim_can_be_taken_again_and_only_its_owner_releases_it() ->
     assert fourth.claim("sweep#b").owner
     third.release("sweep#b")
     assert not Coalescer(ddb, "t", 600, now=lambda: clock[0]).claim("sweep#b").owner
+
+
+# -- rate-limit headroom ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "count"), [("76;w=21600", 76), (" 100 ", 100), ("0", 0), ("", None), ("lots", None)]
+)
+def test_ratelimit_headers_are_read_as_counts(header: str, count: int | None) -> None:
+    from regcred.sweep_plan import ratelimit_count
+
+    assert ratelimit_count(header) == count
+
+
+@mock_aws
+def test_the_lowest_rate_limit_headroom_the_registry_reports_is_recorded_and_published() -> None:
+    from regcred.registry import ImageCheck, PullCheck, PullStatus
+    from regcred.rotation import Rotator
+    from regcred.secret import SecretValue, render
+    from regcred.sweep import Sweeper
+
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    tags = {config.MANAGED: "true", config.PROVIDER: "dockerhub", config.IMAGES: "acme/a:1 acme/b:1"}
+    arn = sm.create_secret(
+        Name="batch/hub",
+        SecretString=render(
+            SecretValue("acme", "dckr_pat_" + "x" * 8, "registry-1.docker.io", "dockerhub", "t")
+        ),
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )["ARN"]
+    seen: list[tuple[str, ...]] = []
+
+    def check(route: Any, credential: Any, images: Any, **_: Any) -> PullCheck:
+        seen.append(tuple(images))
+        headroom = {
+            "registry-1.docker.io/acme/a:1": "76;w=21600",
+            "registry-1.docker.io/acme/b:1": "12;w=21600",
+        }
+        return PullCheck(
+            route.registry_name,
+            tuple(ImageCheck(i, PullStatus.OK, "", 200, headroom[i], "100;w=21600") for i in images),
+        )
+
+    sweeper = Sweeper(sm, rotator=Rotator(sm, check=check, deployment=Deployment()))
+    report = sweeper.sweep_secret(arn)
+    assert seen == [("registry-1.docker.io/acme/a:1", "registry-1.docker.io/acme/b:1")]
+    assert report.valid is True and (report.ratelimit_remaining, report.ratelimit_limit) == (12, 100)
+    # The secret names no admin secret: its orphans cannot be looked for. That is reported, and costs
+    # nothing of the proof.
+    assert report.failure is Failure.MISCONFIGURED, report.failure
+    assert "regcred:admin-secret" in (report.detail or ""), report.detail
+    record = SweepRecord.parse(config.tags_to_dict(sm.describe_secret(SecretId=arn)["Tags"])[config.SWEEP])
+    assert record is not None and (record.ratelimit_remaining, record.ratelimit_limit) == (12, 100)

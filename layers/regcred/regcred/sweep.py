@@ -446,12 +446,25 @@ class Sweeper:
             report.rotation = "in_progress"
         elif rejected or due:
             report.rotation = self._rotate(ctx)
-        elif valid:
+        note = result.summary() or None
+        if valid and not in_progress and not (rejected or due):
             report.mirror = self._sync_mirror(ctx, current)
-            retired = self._retire(state, current_id, deadline)
-            if self._orphans_due(ctx, state, orphans_at, now):
-                orphans = self._revoke_orphans(ctx)
-                orphans_at = now
+            # Housekeeping never costs the proof: a problem here is reported, and tried again next sweep.
+            try:
+                retired = self._retire(state, current_id, deadline)
+                if self._orphans_due(ctx, state, orphans_at, now):
+                    orphans = self._revoke_orphans(ctx)
+                    orphans_at = now
+            except ConfigurationError as exc:
+                failure, note = Failure.MISCONFIGURED, str(exc)  # the admin secret, the provider's settings
+                logger.warning(
+                    "sweep could not retire or revoke", extra={"secret": state.name, "reason": note}
+                )
+            except RegcredError as exc:
+                note = f"retirement or orphan revocation failed, tried again next sweep: {exc}"
+                logger.warning(
+                    "sweep could not retire or revoke", extra={"secret": state.name, "reason": str(exc)}
+                )
         if report.rotation in ("started", "in_progress"):
             next_action: NextAction = NextAction.WAIT_ROTATION
             next_at: datetime | None = now + timedelta(seconds=period)
@@ -489,7 +502,7 @@ class Sweeper:
             next_at=next_at,
             mirror=report.mirror,
         )
-        self._finish(state, report, record, failure, result.summary() or None)
+        self._finish(state, report, record, failure, note)
 
     def _cannot_use(
         self, state: SecretState, report: SecretReport, record: SweepRecord, failure: Failure, detail: str
