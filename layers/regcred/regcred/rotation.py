@@ -526,14 +526,9 @@ class Rotator:
         if not ctx.spec.can_mint:
             return self._retire_imported(ctx, previous, current, dry_run=dry_run, proven=proven)
         provider = self._provider_factory(ctx)
-        if not proven and not (result := self.check(ctx, current, self.probe_images(ctx).images)).ok:
-            # The previous credential may be the way back: keep it until AWSCURRENT is proven.
-            logger.warning(
-                "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
-            )
-            return RetireResult.CURRENT_UNPROVEN
-        if not holds_current(self.store, ctx, current, dry_run=dry_run):
-            return RetireResult.MIRROR_STALE
+        kept = self._keep_previous(ctx, current, proven=proven, dry_run=dry_run)
+        if kept is not None:
+            return kept
         revoked = revoke_minted(provider, previous.token_id, state.name, dry_run=dry_run)
         if revoked in (RevokeResult.NOT_MINTED_FOR_SECRET, RevokeResult.INVALID_ID):
             return RetireResult.REFUSED
@@ -542,6 +537,20 @@ class Rotator:
         self.store.write_bookkeeping(state.arn, {RETIRED_TOKEN: previous.token_id})
         logger.info("previous credential retired", extra={"token_id": previous.token_id})
         return RetireResult.RETIRED
+
+    def _keep_previous(
+        self, ctx: StepContext, current: SecretValue, *, proven: bool, dry_run: bool
+    ) -> RetireResult | None:
+        """Why the previous credential must stay (it may be the way back), or None: AWSCURRENT must pull its
+        probe images (unless the caller has just proven it), and the ECR mirror must hold AWSCURRENT."""
+        if not proven and not (result := self.check(ctx, current, self.probe_images(ctx).images)).ok:
+            logger.warning(
+                "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
+            )
+            return RetireResult.CURRENT_UNPROVEN
+        if not holds_current(self.store, ctx, current, dry_run=dry_run):
+            return RetireResult.MIRROR_STALE
+        return None
 
     def _retire_imported(
         self, ctx: StepContext, previous: SecretValue, current: SecretValue, *, dry_run: bool, proven: bool
@@ -557,13 +566,9 @@ class Rotator:
             return RetireResult.REFUSED
         if previous.password == current.password:
             return RetireResult.ALREADY_RETIRED
-        if not proven and not (result := self.check(ctx, current, self.probe_images(ctx).images)).ok:
-            logger.warning(
-                "previous credential kept: AWSCURRENT does not pull", extra={"detail": result.summary()}
-            )
-            return RetireResult.CURRENT_UNPROVEN
-        if not holds_current(self.store, ctx, current, dry_run=dry_run):
-            return RetireResult.MIRROR_STALE
+        kept = self._keep_previous(ctx, current, proven=proven, dry_run=dry_run)
+        if kept is not None:
+            return kept
         inspector = self.vendor(ctx)
         revoke = bool(inspector.can_revoke())
         if dry_run:

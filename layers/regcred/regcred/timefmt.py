@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["format_time", "parse_time", "parse_time_or_none"]
+__all__ = ["format_time", "from_epoch", "parse_time", "parse_time_or_none"]
 
 
 def format_time(moment: datetime) -> str:
@@ -27,4 +27,15 @@ def parse_time_or_none(value: object) -> datetime | None:
     try:
         return parse_time(value)
     except ValueError:
+        return None
+
+
+def from_epoch(seconds: int | None) -> datetime | None:
+    """A time from epoch seconds a vendor sent; None for none, zero or a negative ("never"), or one out of
+    the platform's range."""
+    if seconds is None or seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
         return None

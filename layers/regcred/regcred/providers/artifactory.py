@@ -64,6 +64,7 @@ from ..errors import ConfigurationError, MintOutcomeUnknown, ProviderError
 from ..hosts import Origin
 from ..http.deadline import Deadline
 from ..http.transport import Response, Transport
+from ..timefmt import from_epoch
 from .base import (
     AdminField,
     BuildContext,
@@ -171,13 +172,7 @@ def _seconds(value: Any) -> int | None:
 
 
 def _epoch(value: Any) -> datetime | None:
-    seconds = _seconds(value)
-    if seconds is None or seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    return from_epoch(_seconds(value))
 
 
 class ArtifactoryProvider:

@@ -62,6 +62,7 @@ from ..hosts import Origin
 from ..http.deadline import Deadline
 from ..http.policy import same_origin_link
 from ..http.transport import Response, Transport, basic_authorization
+from ..timefmt import from_epoch
 from .base import (
     AdminField,
     BuildContext,
@@ -165,12 +166,9 @@ def duration_days(expires_at: datetime | None, now: datetime) -> int:
 
 def _epoch(value: Any) -> datetime | None:
     """``expires_at`` (epoch seconds; -1 never) as a time, None for never or anything unusable."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    return from_epoch(value)
 
 
 class HarborProvider:
