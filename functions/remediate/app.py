@@ -1,12 +1,21 @@
-"""Remediation of image-pull failures from EventBridge (Batch job FAILED, ECS task failed to start), and of
-what Secrets Manager's rotation events say (RotationSucceeded: resubmit the jobs held for the secret;
-RotationFailed, RotationAbandoned: the SecretsManagerRotationFailed metric and one notification).
+"""Remediation of image-pull failures (Batch job FAILED, ECS task failed to start), and of what Secrets
+Manager's rotation events say (RotationSucceeded: resubmit the jobs held for the secret; RotationFailed,
+RotationAbandoned: the SecretsManagerRotationFailed metric and one notification).
 
-Parse, delegate, return. An event that cannot be parsed or handled raises, so that Lambda's async
-retries and then the OnFailure destination (an SQS dead-letter queue) keep it: nothing is dropped.
+One handler, two shapes of event:
 
-The parser models (pydantic) load on the first event, not at init: a cold start that the benchmark
-in bench/coldstart.py keeps within 1.2x of boto3's own.
+- an SQS batch from RemediationQueue, where the EventBridge rules put every event (the event source
+  mapping invokes at most RemediationMaxConcurrency of these at once). Each message's body is one
+  EventBridge event; each is handled on its own and the ones that failed are reported (Powertools batch
+  utility, ReportBatchItemFailures): only those are delivered again and, after the queue's maxReceiveCount,
+  kept in RemediationDeadLetterQueue. A poison message (not JSON, not an event regcred handles) fails
+  alone; so does an event whose AWS call (a throttled TagResource, say) still fails after botocore's retries
+  (regcred.aws), and its job is tagged on the redelivery.
+- one EventBridge event, as `sam local invoke -e events/remediate_batch_*.json` sends it: handled, and its
+  result returned; an event that cannot be parsed or handled raises.
+
+Parse, delegate, return. The parser models (pydantic) load on the first event, not at init: a cold start
+that the benchmark in bench/coldstart.py keeps within 1.2x of boto3's own.
 """
 
 from __future__ import annotations
@@ -17,22 +26,27 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from regcred import aws
-from regcred.coalesce import Coalescer
 from regcred.config import parse_duration
+from regcred.errors import RegcredError
 from regcred.failures import FailureClass
 from regcred.held_jobs import HeldJobs, HoldResult
 from regcred.http.deadline import Deadline
 from regcred.observability import logger, metrics, tracer
 from regcred.remediation import Action, Remediator, Settings
+from regcred.remediation_batch import START_BY_S, EventClaims, event_of, event_scope
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from regcred.events import RotationNotice
 
 _remediator: Remediator | None = None
+# Log keys one event of a batch sets, removed before the next.
+_EVENT_KEYS = ("resource", "secret", "event_id", "message_id")
 
 
 def settings_from_env() -> Settings:
@@ -56,7 +70,8 @@ def build_remediator(start_rotation: Callable[[str], object] | None = None) -> R
         kms=aws.client("kms"),
         ecs=aws.client("ecs"),
         sns=aws.client("sns") if settings.topic_arn else None,
-        coalescer=Coalescer(ddb, table, settings.cooldown_s),
+        # Gives back the probe claim of an event that fails, for its redelivery (regcred.remediation_batch).
+        coalescer=EventClaims(ddb, table, settings.cooldown_s),
         # Held jobs live in the coalesce table too (pk held#<secret ARN>), so that whichever container gets
         # the RotationSucceeded event finds them.
         held=HeldJobs(ddb, table),
@@ -79,11 +94,65 @@ def _count(name: str, dimensions: dict[str, str]) -> None:
             metric.add_dimension(name=key, value=value)
 
 
+def _is_sqs(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Handle one state-change or rotation event; returns what was done (for tests and sam local invoke)."""
+    """A batch of the remediation queue (returns the partial batch response), or one event (returns what
+    was done, for tests and sam local invoke)."""
+    if _is_sqs(event):
+        return _batch(event, context)
+    return _event(event, context)
+
+
+def _batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Each message's event on its own, in order; the failed ones are reported, the others deleted."""
+    # One processor per invocation: it keeps the batch's state.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    invocation = Deadline.for_lambda(context, margin_s=10.0)
+
+    def handle(record: SQSRecord) -> None:
+        logger.append_keys(message_id=record.message_id)
+        try:
+            if invocation.remaining() < START_BY_S:
+                raise RegcredError("not started: too little time left in the invocation")
+            _event(event_of(record.body), context)
+        finally:
+            logger.remove_keys(list(_EVENT_KEYS))
+
+    response = process_partial_response(
+        event=event, record_handler=handle, processor=processor, context=context
+    )
+    failures = response.get("batchItemFailures", [])
+    if failures:
+        metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failures))
+        for record, (_kind, exc, _tb) in zip(processor.fail_messages, processor.exceptions, strict=True):
+            attributes = record.raw_event.get("attributes") or {}
+            # The error's type or AWS code only: a validation error quotes the event.
+            logger.warning(
+                "event failed: delivered again, then kept in the dead-letter queue",
+                extra={
+                    "message_id": record.message_id,
+                    "receive_count": attributes.get("ApproximateReceiveCount"),
+                    "error": aws.aws_error_code(exc) if exc is not None else "unknown",
+                    "reason": str(exc) if isinstance(exc, RegcredError) else None,
+                },
+            )
+    # Exactly the partial batch response the event source mapping reads.
+    return dict(response)
+
+
+def _event(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Handle one state-change or rotation event; returns what was done."""
     from pydantic import ValidationError
 
     from regcred.events import SecretRotationEvent, failure_of, parse_event, rotation_of
@@ -91,7 +160,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         parsed = parse_event(event)
     except ValidationError as exc:
-        # Raised on purpose: Lambda retries, then the OnFailure destination keeps the event.
+        # Raised on purpose: the message is delivered again, then kept in the dead-letter queue.
         metrics.add_metric(name="EventsUnparseable", unit=MetricUnit.Count, value=1)
         logger.error(
             "event is not a Batch or ECS state change or a Secrets Manager rotation event",
@@ -105,7 +174,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
     if failure.kind == "batch" and failure.status != "FAILED":
         return {"ignored": f"status {failure.status}"}
-    outcome = _get_remediator().handle(failure, deadline=Deadline.for_lambda(context, margin_s=10.0))
+    remediator = _get_remediator()
+    with event_scope(remediator.coalescer):
+        outcome = remediator.handle(failure, deadline=Deadline.for_lambda(context, margin_s=10.0))
     if outcome.failure_class is not FailureClass.OTHER and not outcome.duplicate:
         _count(
             "PullFailure", {"class": outcome.failure_class.value, "registry": outcome.registry or "unknown"}
@@ -140,7 +211,9 @@ def _rotation_event(notice: RotationNotice, context: LambdaContext) -> dict[str,
     """RotationSucceeded / RotationFailed / RotationAbandoned of a secret (`Remediator.handle_rotation`)."""
     logger.append_keys(secret=notice.secret_arn, event_id=notice.event_id)
     metrics.add_metric(name="EventsReceived", unit=MetricUnit.Count, value=1)
-    outcome = _get_remediator().handle_rotation(notice, deadline=Deadline.for_lambda(context, margin_s=10.0))
+    remediator = _get_remediator()
+    with event_scope(remediator.coalescer):
+        outcome = remediator.handle_rotation(notice, deadline=Deadline.for_lambda(context, margin_s=10.0))
     if outcome.rotation_failed:
         # One metric, dimension service only (what Powertools adds from POWERTOOLS_SERVICE_NAME): the alarm
         # on rotation failures matches exactly that.

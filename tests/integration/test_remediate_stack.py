@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
+from botocore.retries import standard
+from moto.core.botocore_stubber import MockRawResponse
 
+from devstack.cfn import load_template
 from devstack.fakes.iam import IamSimulator
 from devstack.lambda_local import LambdaContext, load
 from regcred import config
@@ -411,3 +416,192 @@ def test_a_failed_rotation_is_counted_and_notified_once_and_resubmits_nothing(
     assert len(queue_jobs(aws, queue)) == 5
     tags = aws["batch"].list_tags_for_resource(resourceArn=events[0]["detail"]["jobArn"])["tags"]
     assert tags["regcred:held"] == "awaiting-rotation"
+
+
+# -- a storm through RemediationQueue: batches, two containers, throttling ---------------------------------
+
+
+class RemediationQueue:
+    """RemediationQueue in moto_server, with its dead-letter queue and the template's maxReceiveCount, and the
+    event source mapping's part: receive a batch, invoke, delete what succeeded. A message the handler
+    reports failed is made visible again at once (the mapping waits out the visibility timeout)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint)
+        properties = load_template()["Resources"]["RemediationQueue"]["Properties"]
+        self.max_receives = int(properties["RedrivePolicy"]["maxReceiveCount"])
+        name = f"remediation-{uuid.uuid4().hex[:6]}"
+        self.dlq = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        self.url = self.sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": "60",
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": self._arn(self.dlq), "maxReceiveCount": self.max_receives}
+                ),
+            },
+        )["QueueUrl"]
+        self.arn = self._arn(self.url)
+        self.failed: list[str] = []  # message ids, once per failed delivery
+        self.invocations = 0
+
+    def _arn(self, url: str) -> str:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        return str(attributes["QueueArn"])
+
+    def send(self, bodies: list[str]) -> list[str]:
+        """As the rules deliver them: each event one message, its body the event; their ids, in order."""
+        ids = []
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+            sent = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            assert not sent.get("Failed"), sent
+            ids += [m["MessageId"] for m in sorted(sent["Successful"], key=lambda m: int(m["Id"]))]
+        return ids
+
+    def empty(self) -> bool:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        return (
+            attributes["ApproximateNumberOfMessages"]
+            == attributes["ApproximateNumberOfMessagesNotVisible"]
+            == "0"
+        )
+
+    def drain(self, containers: list[Container], batch_size: int, until: Any = None) -> None:
+        """Each batch to the next container, until the queue is empty (or ``until()``)."""
+        for _ in range(10_000):
+            if until is not None and until():
+                return
+            messages = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                if self.empty():
+                    return
+                continue
+            records = [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+            response = containers[self.invocations % len(containers)].invoke({"Records": records})
+            self.invocations += 1
+            assert set(response) == {"batchItemFailures"}, response
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            self.failed += sorted(failed)
+            for m in messages:
+                if m["MessageId"] in failed:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                else:
+                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        raise AssertionError("the queue did not drain")
+
+    def dead_letters(self) -> list[str]:
+        found: list[str] = []
+        while messages := self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10).get("Messages"):
+            for m in messages:
+                found.append(m["Body"])
+                self.sqs.delete_message(QueueUrl=self.dlq, ReceiptHandle=m["ReceiptHandle"])
+        return found
+
+
+class TagThrottle:
+    """Batch answering TagResource with 429 TooManyRequestsException, as AWS throttles: every request for the
+    job ``unlucky`` while ``armed``, and a seeded tenth of the others. The answer takes the place of the
+    request, which never reaches moto_server; botocore retries it."""
+
+    def __init__(self, clients: list[Any], unlucky: str, rate: float = 0.1) -> None:
+        self.unlucky, self.rate, self.armed = unlucky, rate, True
+        self.rng = random.Random(11)
+        self.throttled = 0
+        for client in clients:
+            client.meta.events.register_first("before-send.batch.TagResource", self._send)
+
+    def _send(self, request: Any, **_: Any) -> AWSResponse | None:
+        if not (self.armed and self.unlucky in request.url) and self.rng.random() >= self.rate:
+            return None
+        self.throttled += 1
+        body = MockRawResponse(json.dumps({"message": "Too Many Requests"}))
+        headers = {"x-amzn-ErrorType": "TooManyRequestsException:", "Content-Type": "application/json"}
+        return AWSResponse(request.url, 429, headers, body)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's retries as regcred.aws configures them, without their waits."""
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+def test_a_storm_through_the_queue_tags_every_job_rotates_each_dead_secret_once_and_dead_letters_the_poison(
+    aws: dict[str, Any], stack_env: dict[str, str], admin_secret: str, no_backoff: None
+) -> None:
+    # Given two secrets whose tokens were revoked at the vendor, 25 real jobs failing on each and 10 on a
+    # healthy secret's rate limit, each event delivered twice (EventBridge is at-least-once) but one, and a
+    # poison message among them
+    rotation = SecretsManagerRotation()
+    dead = [stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret) for _ in range(2)]
+    healthy, _ = stack_managed_secret(aws["secretsmanager"], stack_env, admin_secret)
+    for _arn, old in dead:
+        hub(stack_env).revoke(old.token_id or "")
+    events = [e for arn, _old in dead for e in storm(aws, stack_env, arn, 25)[1]]
+    rate_limit = json.loads((EVENTS / "remediate_batch_rate_limit.json").read_text())["detail"]
+    for event in storm(aws, stack_env, healthy, 10)[1]:
+        event["detail"]["attempts"] = rate_limit["attempts"]
+        event["detail"]["container"]["reason"] = rate_limit["container"]["reason"]
+        events.append(event)
+    unlucky = events[3]["detail"]["jobId"]
+    bodies = [json.dumps(e) for e in events] + [json.dumps(e) for e in events if e is not events[3]]
+    random.Random(5).shuffle(bodies)
+    poison = "CannotPullContainerError: not an event"
+    bodies.insert(17, poison)
+    queue = RemediationQueue(stack_env["AWS_ENDPOINT_URL"])
+    ids = queue.send(bodies)
+    poisoned = ids[17]
+    [unlucky_id] = [i for b, i in zip(bodies, ids, strict=True) if unlucky in b]
+    # And two containers whose Batch client is throttled on a tenth of TagResource requests, and on every
+    # attempt for one job until its message has failed once
+    app = load("remediate")
+    containers = [Container(app, rotation) for _ in range(2)]
+    throttle = TagThrottle([c.remediator.batch for c in containers], unlucky)
+    batch_size = int(load_template()["Parameters"]["RemediationBatchSize"]["Default"])
+    try:
+        # When the queue is taken in batches
+        queue.drain(containers, batch_size, until=lambda: unlucky_id in queue.failed)
+        throttle.armed = False
+        queue.drain(containers, batch_size)
+    finally:
+        app._remediator = None
+    # Then every job is tagged, each dead secret was rotated once, and its new token pulls
+    assert sorted(rotation.calls) == sorted(arn for arn, _ in dead)
+    for event in events:
+        job_tags = aws["batch"].list_tags_for_resource(resourceArn=event["detail"]["jobArn"])["tags"]
+        expected = (
+            "rate_limited"
+            if "toomanyrequests" in event["detail"]["container"]["reason"]
+            else "rotation_started"
+        )
+        assert job_tags.get("regcred:diagnosis") == expected, (event["detail"]["jobId"], job_tags)
+    for arn, old in dead:
+        new = parse(
+            aws["secretsmanager"].get_secret_value(SecretId=arn, VersionStage=CURRENT)["SecretString"]
+        )
+        assert new.token_id != old.token_id and pulls(stack_env, new) == 200
+    # And the poison message failed alone, at each of its deliveries, and waits in the dead-letter queue; the
+    # unlucky job's message failed once (its TagResource throttled past botocore's retries) and was tagged
+    # on its redelivery; no other message failed, and the others were throttled within their retries
+    assert queue.failed.count(poisoned) == queue.max_receives
+    assert [i for i in queue.failed if i != poisoned] == [unlucky_id]
+    assert throttle.throttled > containers[0].remediator.batch.meta.config.retries["total_max_attempts"]
+    assert queue.dead_letters() == [poison]
+    assert queue.empty()

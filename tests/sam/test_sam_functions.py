@@ -40,6 +40,16 @@ EXPECTED: dict[str, dict[str, tuple[Any, ...]]] = {
     "remediate_batch_secret_access_denied.json": {"class": ("secret_retrieval",)},
     "remediate_ecs_task_auth_failure.json": {"class": ("auth",)},
     "remediate_batch_succeeded.json": {"ignored": ("status SUCCEEDED",)},
+    # Batches of RemediationQueue: the partial batch response, exactly; only the poison messages fail.
+    "remediate_sqs_batch.json": {"batchItemFailures": ([],)},
+    "remediate_sqs_poison.json": {
+        "batchItemFailures": (
+            [
+                {"itemIdentifier": "f26c8d4e-3a9b-4e7f-8cb2-4d8f6a1b9c56"},
+                {"itemIdentifier": "0a37d9e5-4bac-4f80-9dc3-5e9a7b2cad67"},
+            ],
+        )
+    },
     # Swept in the invocation: fewer secrets than the fan-out threshold.
     "sweep_schedule.json": {"fanned_out": (0,)},
     # Secrets Manager's rotation events, for a secret the stack does not have: nothing to resubmit (and the

@@ -9,7 +9,15 @@ import pytest
 
 from regcred.access import Decision, KeyInfo, Permission, RoleAccess
 from regcred.config import SecretConfig
-from regcred.diagnose import CHECK_NAMES, Facts, render_json, render_text, run_checks
+from regcred.diagnose import (
+    CHECK_NAMES,
+    TASK_CHECK_NAMES,
+    Facts,
+    job_found,
+    render_json,
+    render_text,
+    run_checks,
+)
 from regcred.diagnose.checks import (
     check_credentials,
     check_execution_role,
@@ -19,9 +27,12 @@ from regcred.diagnose.checks import (
     check_secret_exists,
     check_secret_named,
     check_secret_shape,
+    check_task,
     parse_ratelimit,
 )
+from regcred.ecs import MalformedTaskArn, parse_task
 from regcred.hosts import Origin
+from regcred.jobs import ecs_execution_role, ecs_task_container
 from regcred.registry import ImageCheck, ImageRef, PullStatus
 from regcred.routing import Routing
 from regcred.secret import SecretValue
@@ -215,3 +226,162 @@ def test_image_and_rate_limit() -> None:
 )
 def test_parse_ratelimit(text: str | None, parsed: tuple[int, int | None] | None) -> None:
     assert parse_ratelimit(text) == parsed
+
+
+# -- an ECS task -------------------------------------------------------------------------------------
+
+TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef"
+OLD_TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/0b69d5c0-d655-4695-98cd-5d2d526d9d5a"
+TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/app:3"
+
+
+def task_facts(**overrides: Any) -> Facts:
+    task = {
+        "taskArn": TASK_ARN,
+        "group": "family:app",
+        "lastStatus": "STOPPED",
+        "stopCode": "TaskFailedToStart",
+        "taskDefinitionArn": TASK_DEFINITION,
+    }
+    base = healthy(
+        job_id=TASK_ARN,
+        kind="ecs",
+        cluster="prod",
+        job=task,
+        definition_arn=TASK_DEFINITION,
+        container_name="app",
+        reason="CannotPullContainerError: failed to resolve ref: 401 Unauthorized",
+    )
+    return replace(base, **overrides)
+
+
+def test_a_healthy_task_passes_with_the_task_check_first() -> None:
+    checks = run_checks(task_facts())
+    assert [c.name for c in checks] == list(TASK_CHECK_NAMES) and TASK_CHECK_NAMES[0] == "task"
+    assert [c.ok for c in checks] == [True] * 7 + [None]
+    detail = checks[0].detail
+    assert detail.startswith("family:app is STOPPED; reason: TaskFailedToStart: CannotPullContainerError")
+    assert "failure class auth" in detail and "container app" in detail and TASK_DEFINITION in detail
+    report = render_json(TASK_ARN, checks, key="task")
+    assert report["task"] == TASK_ARN and "job_id" not in report and report["ok"] is True
+    assert job_found(checks)
+
+
+def test_an_unreadable_task_says_why_and_skips_the_rest() -> None:
+    missing = run_checks(Facts(TASK_ARN, region="us-east-1", kind="ecs", cluster="prod"))
+    assert missing[0].name == "task" and missing[0].ok is False and not job_found(missing)
+    assert "no ECS task" in missing[0].detail and "at least an hour" in missing[0].detail
+    assert all(c.detail == "skipped: the task could not be read" for c in missing[1:])
+    assumed = check_task(Facts(OLD_TASK_ARN, kind="ecs", cluster="default", cluster_assumed=True))
+    assert "cluster default (assumed" in assumed.detail and "--cluster" in assumed.action
+    gone = check_task(
+        Facts(TASK_ARN, region="eu-west-1", kind="ecs", cluster="prod", job_error="ClusterNotFoundException")
+    )
+    assert gone.ok is False and gone.detail == "no cluster prod in eu-west-1"
+    denied = check_task(Facts(TASK_ARN, kind="ecs", cluster="prod", job_error="AccessDeniedException"))
+    assert (
+        "DescribeTasks failed (AccessDeniedException)" in denied.detail
+        and "ecs:DescribeTasks" in denied.action
+    )
+    other = check_task(Facts(TASK_ARN, kind="ecs", job_refused=("the task is in account 1", "use account 1")))
+    assert (other.ok, other.detail, other.action) == (False, "the task is in account 1", "use account 1")
+
+
+def test_a_task_speaks_of_its_task_definition() -> None:
+    anonymous = check_secret_named(task_facts(parameter=None))
+    assert anonymous.ok is False and "container app of the task definition" in anonymous.detail
+    assert (
+        anonymous.action
+        == "add repositoryCredentials.credentialsParameter to container app of the task definition"
+    )
+    no_role = check_execution_role(task_facts(role=None, access=None))
+    assert "the task has no execution role" in no_role.detail and "in the task definition" in no_role.action
+    missing = check_image(task_facts(pull=ImageCheck(IMAGE, PullStatus.NOT_FOUND, "manifest unknown", 404)))
+    assert missing.action.endswith("in the task definition")
+    checks = run_checks(task_facts(parameter=None))
+    assert checks[2].detail == "skipped: the task names no secret"
+    # Batch's words are unchanged
+    assert "job definition" in check_secret_named(healthy(parameter=None)).action
+
+
+@pytest.mark.parametrize(
+    ("text", "cluster", "expected"),
+    [
+        (TASK_ARN, None, ("prod", TASK_ARN, "us-east-1", "123456789012", False, True)),
+        (TASK_ARN, "prod", ("prod", TASK_ARN, "us-east-1", "123456789012", False, True)),
+        (OLD_TASK_ARN, "prod", ("prod", OLD_TASK_ARN, "us-east-1", "123456789012", False, False)),
+        (OLD_TASK_ARN, None, ("default", OLD_TASK_ARN, "us-east-1", "123456789012", True, False)),
+        ("0123456789abcdef0123456789abcdef", "prod", ("prod", None, None, None, False, False)),
+        (
+            TASK_ARN.replace("aws:ecs", "aws-cn:ecs").replace("us-east-1", "cn-north-1"),
+            None,
+            (
+                "prod",
+                TASK_ARN.replace("aws:ecs", "aws-cn:ecs").replace("us-east-1", "cn-north-1"),
+                "cn-north-1",
+                "123456789012",
+                False,
+                True,
+            ),
+        ),
+    ],
+)
+def test_task_arns_in_both_formats(text: str, cluster: str | None, expected: tuple[Any, ...]) -> None:
+    ref = parse_task(text, cluster)
+    assert (ref.cluster, ref.arn, ref.region, ref.account, ref.cluster_assumed, ref.long_format) == expected
+    assert ref.task == (ref.arn or text)
+
+
+@pytest.mark.parametrize(
+    ("text", "cluster", "needle"),
+    [
+        ("arn:aws:ecs:us-east-1:123456789012:task-definition/app:3", None, "is not an ECS task ARN"),
+        ("arn:aws:ecs:us-east-1:123456789012:cluster/prod", None, "is not an ECS task ARN"),
+        (
+            "arn:aws:ecs:us-east-1:12345:task/prod/0123456789abcdef0123456789abcdef",
+            None,
+            "not an ECS task ARN",
+        ),
+        ("arn:aws:ecs:us-east-1:123456789012:task/prod/not-an-id", None, "not an ECS task ARN"),
+        (
+            "arn:aws:ecs:us-east-1:123456789012:task/a/b/0123456789abcdef0123456789abcdef",
+            None,
+            "not an ECS task",
+        ),
+        (TASK_ARN, "staging", "names cluster prod, --cluster says staging"),
+        (TASK_ARN, "bad cluster!", "neither a cluster name nor a cluster ARN"),
+        ("nightly-etl", "prod", "is not an ECS task id"),
+    ],
+)
+def test_malformed_task_arns_are_refused(text: str, cluster: str | None, needle: str) -> None:
+    with pytest.raises(MalformedTaskArn, match=needle.replace("(", r"\(")):
+        parse_task(text, cluster)
+
+
+def test_a_cluster_arn_names_the_cluster() -> None:
+    ref = parse_task(TASK_ARN, "arn:aws:ecs:us-east-1:123456789012:cluster/prod")
+    assert ref.cluster == "prod"
+
+
+def test_the_container_checked_is_the_one_whose_pull_failed() -> None:
+    definition = {
+        "executionRoleArn": ROLE,
+        "containerDefinitions": [
+            {"name": "sidecar", "image": "busybox:1.36"},
+            {"name": "app", "image": IMAGE, "repositoryCredentials": {"credentialsParameter": ARN}},
+        ],
+    }
+    stopped = {"name": "sidecar", "reason": "Essential container in task exited"}
+    pulled = {"name": "app", "image": IMAGE, "reason": "CannotPullContainerError: 401 Unauthorized"}
+    assert ecs_task_container({"containers": [stopped, pulled]}, definition)[1]["name"] == "app"
+    # No reason anywhere: the container whose definition names a secret
+    assert ecs_task_container({"containers": [{"name": "sidecar"}, {"name": "app"}]}, definition)[0] == {
+        "name": "app"
+    }
+    assert ecs_task_container({"containers": [pulled]}, definition, "sidecar")[1]["image"] == "busybox:1.36"
+    # The task's override of the execution role wins over the definition's
+    assert ecs_execution_role({}, definition) == ROLE
+    assert ecs_execution_role(
+        {"overrides": {"executionRoleArn": "arn:aws:iam::1:role/o"}}, definition
+    ).endswith("/o")
+    assert "failure class auth" in run_checks(healthy())[0].detail  # a Batch job gets the class too

@@ -15,6 +15,7 @@ from regcred.failures import (
 from tests.corpus import (
     HELD_OUT,
     HELD_OUT_MIN,
+    HELD_OUT_TOTAL_MIN,
     REFERENCE,
     REGISTRIES,
     REQUIRED_RUNTIMES,
@@ -124,6 +125,9 @@ def test_each_half_split_by_source_classifies_alone() -> None:
 
 def test_held_out_is_large_and_disjoint_from_training() -> None:
     assert len([row for row in HELD if not is_derived(row)]) >= HELD_OUT_MIN
+    assert len(HELD) >= HELD_OUT_TOTAL_MIN
+    unsupported = {c.value for c in FailureClass} - {row["class"] for row in HELD}
+    assert not unsupported, f"classes with no held-out message: {unsupported}"
     training = {row["message"] for row in CORPUS}
     assert not [row for row in HELD if row["message"] in training], "held-out overlaps training"
 
@@ -233,6 +237,30 @@ def test_very_long_input_does_not_crash() -> None:
 
 
 # -- precedence: one test per step of the regcred.failures docstring, on corpus messages -------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # 0. Docker CLI's local-cache notice ("Unable to find image '%s' locally", docker/cli run.go) is not
+        # a missing image: the registry's answer after it decides.
+        (_corpus_message("rhchestage-rh-che-e2e-tests")["message"], FailureClass.OTHER),
+        (_corpus_message("rhchestage-rh-che-e2e-tests", derived=True)["message"], FailureClass.OTHER),
+        ("Unable to find image 'foo/bar:1' locally", FailureClass.OTHER),
+        (
+            "Unable to find image 'foo/bar:1' locally\ndocker: Error response from daemon: unauthorized: "
+            "authentication required.",
+            FailureClass.AUTH,
+        ),
+        (
+            "Unable to find image 'foo/bar:1' locally\ndocker: Error response from daemon: manifest for "
+            "foo/bar:1 not found: manifest unknown: manifest unknown.",
+            FailureClass.NOT_FOUND,
+        ),
+    ],
+)
+def test_precedence_0_local_cache_miss_is_not_a_failure(message: str, expected: FailureClass) -> None:
+    assert classify(message) == expected
 
 
 @pytest.mark.parametrize(
@@ -399,6 +427,72 @@ def test_precedence_constructed_from_format_strings(message: str, expected: Fail
 )
 def test_precedence_11_12_network_5xx_token(fragment: str, expected: FailureClass) -> None:
     assert classify(_corpus_message(fragment)["message"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        # 2. hcsshim's ERROR_CONTAINER_OS_MISMATCH wording on a Windows host.
+        (
+            "operating system of the container does not match the operating system",
+            FailureClass.PLATFORM_MISMATCH,
+        ),
+        # 5. The old kubelet's hedge ("this may be because there are no credentials on this request"): old
+        # Docker's "Error: image X not found" inside it does not decide ...
+        ("td-middleware/tdb", FailureClass.AUTH_OR_NOT_FOUND),
+        # ... an explicit refusal inside it does.
+        ("sysdig/sysdigcloud-backend:722", FailureClass.AUTH),
+        # 6. Docker's wording of BLOB_UNKNOWN.
+        ("download failes after attempts=1 unknown blob", FailureClass.NOT_FOUND),
+        # 7. A token scoped to another repository.
+        ("does not match bearer token resource", FailureClass.AUTH),
+        # 9. A bare "denied" beside an explicit registry-side 5xx is not a refusal.
+        ("CONNECTIVITY_ACCESS_TOKEN_ERROR", FailureClass.OTHER),
+        # 11. An egress proxy that would not open the tunnel: its 403 is the proxy's, not the registry's.
+        ("Tunnel connection failed: 403 Forbidden", FailureClass.NETWORK),
+        # 11. The ECS agent's ECR-token stage worded without "registry auth from Amazon ECR".
+        ("auth\nThere is a connection issue between the task and Amazon ECR", FailureClass.NETWORK),
+        # 12. Azure Container Instances' InaccessibleImage advice: either cause.
+        ("(InaccessibleImage)", FailureClass.AUTH_OR_NOT_FOUND),
+        # 12. A token request answered with a status that is no refusal (412) is not a credential failure.
+        ("invalid status code from registry 412", FailureClass.OTHER),
+    ],
+)
+def test_precedence_wave_6_rules(fragment: str, expected: FailureClass) -> None:
+    assert classify(_corpus_message(fragment)["message"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # Docker's "(HTTP code 500) server error" is its own API's status (moby client errors.go), not the
+        # registry's: the failed token fetch after it decides.
+        (
+            "(HTTP code 500) server error - error from registry: failed to resolve reference "
+            '"docker.io/a/b:1": failed to authorize: failed to fetch oauth token',
+            FailureClass.AUTH,
+        ),
+        # The kubelet's hedge around a transport failure: the network decides.
+        (
+            "image pull failed for r.example.com/a/b, this may be because there are no credentials on this "
+            'request.  details: (Get "https://r.example.com/v2/": dial tcp 10.0.0.1:443: i/o timeout)',
+            FailureClass.NETWORK,
+        ),
+        # Go's proxyconnect (net/http transport.go) with the proxy's own refusal.
+        (
+            'Get "https://r.example.com/v2/": proxyconnect tcp: dial tcp 10.0.0.9:3128: connect: '
+            "connection refused",
+            FailureClass.NETWORK,
+        ),
+        # A 412 beside an explicit 401 is still auth.
+        (
+            "unexpected status: 412 Precondition Failed, unauthorized: authentication required",
+            FailureClass.AUTH,
+        ),
+    ],
+)
+def test_precedence_non_credential_statuses_and_hedges(message: str, expected: FailureClass) -> None:
+    assert classify(message) == expected
 
 
 def test_precedence_12_agent_hint_with_the_cause_cut_off() -> None:

@@ -16,8 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from regcred import config
+from regcred import config, jobs
 from regcred.coalesce import Coalescer
+from regcred.ecs import ecs_tag_value, ecs_tags
 from regcred.events import failure_of, parse_event, rotation_of
 from regcred.held_jobs import HeldJobs, HoldResult, Taken
 from regcred.hosts import Origin
@@ -427,7 +428,18 @@ def test_tag_values_follow_batch_rules() -> None:
 
 def test_every_event_file_parses() -> None:
     # Contract: what sam local invoke -e feeds each function is what its parser accepts.
+    for path in sorted(EVENTS.glob("remediate_sqs_*.json")):
+        # An SQS batch: each record's body is one event; the poison sample holds bodies that are not.
+        poison = 0
+        for record in json.loads(path.read_text())["Records"]:
+            try:
+                parse_event(json.loads(record["body"]))
+            except ValueError:  # JSONDecodeError and pydantic's ValidationError are both ValueErrors
+                poison += 1
+        assert (poison > 0) == ("poison" in path.name), path.name
     for path in sorted(EVENTS.glob("remediate_*.json")):
+        if path.name.startswith("remediate_sqs_"):
+            continue
         event = parse_event(json.loads(path.read_text()))
         if path.name.startswith("remediate_rotation_"):
             assert rotation_of(event).secret_arn, path.name  # type: ignore[arg-type]
@@ -916,3 +928,176 @@ def test_rotation_events_of_secrets_regcred_does_not_manage_are_ignored(aws: dic
         outcome = on_rotation(r, rotation_event(missing, name))
         assert outcome.result == "secret_missing" and not outcome.rotation_failed
     assert notifications(aws) == []
+
+
+# -- ECS tasks ---------------------------------------------------------------------------------------
+
+
+def ecs_task(aws: dict[str, Any], secret_arn: str | None, *, stop: bool = True) -> tuple[str, str]:
+    """A task in moto (FARGATE, cluster "apps") whose definition pulls IMAGE with the secret; (task ARN,
+    task definition ARN). moto keeps a stopped task, and its tags."""
+    ecs = aws.setdefault("ecs", boto3.client("ecs", region_name="us-east-1"))
+    ecs.create_cluster(clusterName="apps")
+    container: dict[str, Any] = {"name": "app", "image": IMAGE, "memory": 128}
+    if secret_arn:
+        container["repositoryCredentials"] = {"credentialsParameter": secret_arn}
+    definition = ecs.register_task_definition(
+        family="app",
+        containerDefinitions=[container],
+        executionRoleArn="arn:aws:iam::123456789012:role/exec",
+    )["taskDefinition"]["taskDefinitionArn"]
+    task = ecs.run_task(cluster="apps", taskDefinition=definition, launchType="FARGATE")["tasks"][0][
+        "taskArn"
+    ]
+    if stop:
+        ecs.stop_task(cluster="apps", task=task, reason="CannotPullContainerError")
+    return task, definition
+
+
+def ecs_event(task_arn: str, definition: str, *, region: str = "us-east-1") -> dict[str, Any]:
+    event = copy.deepcopy(load("remediate_ecs_task_auth_failure.json"))
+    event.update(id=str(uuid.uuid4()), region=region, account="123456789012", resources=[task_arn])
+    detail = event["detail"]
+    detail.update(
+        taskArn=task_arn,
+        taskDefinitionArn=definition,
+        clusterArn="arn:aws:ecs:us-east-1:123456789012:cluster/apps",
+    )
+    detail["containers"][0].update(name="app", image=IMAGE, taskArn=task_arn)
+    return event
+
+
+def ecs_remediator(aws: dict[str, Any], registry: Registry, rotations: Rotations, ecs: Any) -> Remediator:
+    r = remediator(aws, registry, rotations)
+    r.ecs = ecs
+    r.task_definitions = jobs.DefinitionCache(jobs.ecs_task_definition_fetcher(ecs))
+    return r
+
+
+def not_tagged_metrics(out: str) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return [r for r in records if "EcsTaskNotTagged" in r]
+
+
+def test_an_ecs_storm_tags_every_stopped_task_and_rotates_once(aws: dict[str, Any]) -> None:
+    # Given a secret whose current token is dead, and 20 stopped tasks that failed to pull with it
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    tasks = [ecs_task(aws, arn) for _ in range(20)]
+    r = ecs_remediator(aws, registry, rotations, aws["ecs"])
+    # When each task's event arrives (twice)
+    events = [ecs_event(*t) for t in tasks]
+    outcomes = [handle(r, e) for e in events + events]
+    # Then one probe and one rotation, and every task is tagged once, as a Batch job would be
+    assert len(registry.calls) == 1 and rotations.started == [arn]
+    assert sum(o.tagged for o in outcomes) == 20 and sum(o.duplicate for o in outcomes) == 20
+    assert outcomes[0].secret == arn and outcomes[0].diagnosis == "rotation_started"
+    for task, _ in tasks:
+        tags = {t["key"]: t["value"] for t in aws["ecs"].list_tags_for_resource(resourceArn=task)["tags"]}
+        assert tags == {
+            "regcred:pull-failure": "auth",
+            "regcred:diagnosis": tags["regcred:diagnosis"],
+            "regcred:secret": arn.split(":secret:")[1].rsplit("-", 1)[0],
+        }
+        assert tags["regcred:diagnosis"] in ("rotation_started", "coalesced")
+    assert (
+        aws["ecs"].describe_tasks(cluster="apps", tasks=[tasks[0][0]])["tasks"][0]["lastStatus"] == "STOPPED"
+    )
+
+
+class RefusingEcs:
+    """moto's ECS, with TagResource answering ``code`` (or recording calls when None)."""
+
+    def __init__(self, real: Any, code: str | None) -> None:
+        self.real, self.code, self.tagged = real, code, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def tag_resource(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.tagged.append(kwargs["resourceArn"])
+        if self.code is None:
+            return self.real.tag_resource(**kwargs)
+        raise ClientError({"Error": {"Code": self.code, "Message": "refused"}}, "TagResource")
+
+
+@pytest.mark.parametrize(
+    "code", ["InvalidParameterException", "ResourceNotFoundException", "AccessDeniedException"]
+)
+def test_a_task_ecs_will_not_tag_is_counted_and_never_fails_the_event(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    task, definition = ecs_task(aws, arn)
+    ecs = RefusingEcs(aws["ecs"], code)
+    outcome = handle(ecs_remediator(aws, registry, rotations, ecs), ecs_event(task, definition))
+    # The rotation happened all the same; the task is not tagged, and that is counted with the reason
+    assert outcome.diagnosis == "rotation_started" and rotations.started == [arn]
+    assert ecs.tagged == [task] and not outcome.tagged and outcome.not_tagged == code
+    records = not_tagged_metrics(capsys.readouterr().out)
+    assert len(records) == 1 and records[0]["reason"] == code and records[0]["EcsTaskNotTagged"] == [1.0]
+    assert records[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "regcred"
+
+
+def test_throttling_raises_so_that_the_event_is_tagged_when_delivered_again(aws: dict[str, Any]) -> None:
+    from botocore.exceptions import ClientError
+
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    task, definition = ecs_task(aws, arn)
+    event = ecs_event(task, definition)
+    ecs = RefusingEcs(aws["ecs"], "ThrottlingException")
+    r = ecs_remediator(aws, registry, rotations, ecs)
+    with pytest.raises(ClientError):
+        handle(r, event)
+    # Delivered again: not a duplicate (the first never finished), coalesced, and tagged this time
+    ecs.code = None
+    outcome = handle(r, event)
+    assert outcome.tagged and not outcome.duplicate and rotations.started == [arn]
+
+
+def test_old_format_and_foreign_task_arns_are_not_sent_to_tag_resource(
+    aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, rotations = Registry(), Rotations()
+    arn, _ = managed_secret(aws, registry)
+    task, definition = ecs_task(aws, arn)
+    ecs = RefusingEcs(aws["ecs"], None)
+    r = ecs_remediator(aws, registry, rotations, ecs)
+    # A task created without the long ARN format (taskLongArnFormat): arn:...:task/TASK_ID
+    old = task.replace("task/apps/", "task/")
+    outcome = handle(r, ecs_event(old, definition))
+    assert not outcome.tagged and outcome.not_tagged == "old_arn_format"
+    # A task ARN of another region than the event's
+    outcome = handle(r, ecs_event(task.replace("us-east-1", "eu-west-1"), definition))
+    assert not outcome.tagged and outcome.not_tagged == "foreign_task"
+    assert ecs.tagged == []
+    assert [m["reason"] for m in not_tagged_metrics(capsys.readouterr().out)] == [
+        "old_arn_format",
+        "foreign_task",
+    ]
+
+
+def test_an_ecs_task_of_a_deleted_definition_is_still_classified(aws: dict[str, Any]) -> None:
+    registry, rotations = Registry(), Rotations()
+    task, _ = ecs_task(aws, None)
+    ecs = RefusingEcs(aws["ecs"], None)
+    missing = "arn:aws:ecs:us-east-1:123456789012:task-definition/gone:9"
+    outcome = handle(ecs_remediator(aws, registry, rotations, ecs), ecs_event(task, missing))
+    assert outcome.diagnosis == "no_repository_credentials" and outcome.tagged and registry.calls == []
+
+
+def test_ecs_tag_values_follow_ecs_rules() -> None:
+    assert ecs_tag_value("a!b#c" + "x" * 300) == "a_b_c" + "x" * 251
+    assert ecs_tag_value("batch/dockerhub-pull") == "batch/dockerhub-pull"
+    assert ecs_tag_value("équipe données") == "équipe données"  # letters and spaces of any script
+    assert ecs_tag_value("tab\there") == "tab_here"  # \p{Z} has no control characters
+    assert ecs_tag_value("AWS:reserved").startswith("_AWS:")
+    assert ecs_tags({"regcred:diagnosis": "rotation_started"}) == [
+        {"key": "regcred:diagnosis", "value": "rotation_started"}
+    ]
+    with pytest.raises(ValueError, match="not a regcred tag key"):
+        ecs_tags({"owner": "x"})

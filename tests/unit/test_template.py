@@ -46,14 +46,19 @@ REMEDIATE = "RemediateFunction"
 SWEEP = "SweepFunction"
 FUNCTIONS = {ROTATE, REMEDIATE, SWEEP}
 EVENTS_DLQ = "EventsDeadLetterQueue"
-FAILURE_QUEUE = "RemediateFailureQueue"
+REMEDIATION_QUEUE = "RemediationQueue"
+REMEDIATION_DLQ = "RemediationDeadLetterQueue"
 SWEEP_QUEUE = "SweepQueue"
 SWEEP_DLQ = "SweepDeadLetterQueue"
 SCHEDULE_DLQ = "SweepScheduleDeadLetterQueue"
-DEAD_LETTER_QUEUES = {EVENTS_DLQ, FAILURE_QUEUE, SWEEP_DLQ, SCHEDULE_DLQ}
+DEAD_LETTER_QUEUES = {EVENTS_DLQ, REMEDIATION_DLQ, SWEEP_DLQ, SCHEDULE_DLQ}
+# The queues functions take work from: queue -> (function, its dead-letter queue, maxReceiveCount).
+WORK_QUEUES = {SWEEP_QUEUE: (SWEEP, SWEEP_DLQ, 3), REMEDIATION_QUEUE: (REMEDIATE, REMEDIATION_DLQ, 5)}
 SCHEDULE = "SweepSchedule"
 SCHEDULE_ROLE = "SweepScheduleRole"
 SWEEP_EVENT_SOURCE = "SweepQueueEventSource"
+REMEDIATION_EVENT_SOURCE = "RemediationQueueEventSource"
+REMEDIATION_RULES = {"BatchJobFailedRule", "EcsTaskFailedToStartRule", "RotationEventsRule"}
 DASHBOARD = "RegcredDashboard"
 SECRETS_KEY = "ManagedSecretsKmsKey"
 COALESCE_TABLE = "CoalesceTable"
@@ -740,62 +745,60 @@ def test_remediation_rules_match_failure_events(template: dict[str, Any]) -> Non
     ]
 
 
-def test_every_rule_retries_then_dead_letters(template: dict[str, Any]) -> None:
+def test_every_rule_delivers_to_the_remediation_queue_retries_then_dead_letters(
+    template: dict[str, Any],
+) -> None:
     rules = _rules(template)
-    assert {"BatchJobFailedRule", "EcsTaskFailedToStartRule", "RotationEventsRule"} <= set(rules)
-    permissions = _resources(template, "AWS::Lambda::Permission").values()
+    assert set(rules) == REMEDIATION_RULES
     for name, rule in rules.items():
         targets = rule["Properties"]["Targets"]
-        assert targets, name
+        assert len(targets) == 1, name
         for target in targets:
-            assert target["Arn"] == {"Fn::GetAtt": [REMEDIATE, "Arn"]}, name
+            # To the queue, not the function: the event source mapping bounds the concurrency of a storm.
+            assert target["Arn"] == {"Fn::GetAtt": [REMEDIATION_QUEUE, "Arn"]}, name
             assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [EVENTS_DLQ, "Arn"]}, name
             assert target["RetryPolicy"] == RULE_RETRY_POLICY, name
-        # EventBridge may invoke the function only for this rule (confused-deputy guard).
-        allowed = [
-            p["Properties"]
-            for p in permissions
-            if p["Properties"]["Principal"] == "events.amazonaws.com"
-            and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [name, "Arn"]}
-        ]
-        assert len(allowed) == 1, f"{name}: no lambda permission for the rule"
-        assert allowed[0]["FunctionName"] in ({"Fn::GetAtt": [REMEDIATE, "Arn"]}, {"Ref": REMEDIATE}), name
-        assert allowed[0]["Action"] == "lambda:InvokeFunction", name
+    # Nothing invokes the remediation function but its event source mapping: no permission for EventBridge
+    # (or anyone) to invoke it, and no asynchronous-invocation settings.
+    permissions = _resources(template, "AWS::Lambda::Permission")
+    assert set(permissions) == {ROTATE_PERMISSION}
+    assert all(p["Properties"]["Principal"] != "events.amazonaws.com" for p in permissions.values())
+    assert "EventInvokeConfig" not in template["Resources"][REMEDIATE]["Properties"]
 
 
-def test_dead_letter_queue_accepts_only_the_rules(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("queue", [EVENTS_DLQ, REMEDIATION_QUEUE])
+def test_the_rules_queues_accept_only_the_rules(template: dict[str, Any], queue: str) -> None:
     policies = [
         p["Properties"]
         for p in _resources(template, "AWS::SQS::QueuePolicy").values()
-        if {"Ref": EVENTS_DLQ} in p["Properties"]["Queues"]
+        if {"Ref": queue} in p["Properties"]["Queues"]
     ]
-    assert len(policies) == 1, "EventBridge cannot write to a dead-letter queue without a queue policy"
+    assert len(policies) == 1, "EventBridge cannot write to a queue without a queue policy"
+    assert policies[0]["Queues"] == [{"Ref": queue}]
     statements = _as_list(policies[0]["PolicyDocument"]["Statement"])
     assert statements
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
-        assert statement["Resource"] == {"Fn::GetAtt": [EVENTS_DLQ, "Arn"]}
+        assert statement["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+        # Only this stack's rules (confused-deputy guard).
         sources = _as_list(_conditions(statement, "ArnEquals")["aws:SourceArn"])
         assert sorted(map(json.dumps, sources)) == sorted(
             json.dumps({"Fn::GetAtt": [name, "Arn"]}) for name in _rules(template)
         )
-
-
-def test_failed_invocations_go_to_the_failure_queue(template: dict[str, Any]) -> None:
-    config = template["Resources"][REMEDIATE]["Properties"]["EventInvokeConfig"]
-    assert config["MaximumRetryAttempts"] == 2
-    # Type SQS: SAM also grants the function's role sqs:SendMessage on the queue.
-    assert config["DestinationConfig"]["OnFailure"] == {
-        "Type": "SQS",
-        "Destination": {"Fn::GetAtt": [FAILURE_QUEUE, "Arn"]},
-    }
+    # No other queue accepts anyone's messages.
+    others = [
+        q for p in _resources(template, "AWS::SQS::QueuePolicy").values() for q in p["Properties"]["Queues"]
+    ]
+    assert sorted(map(json.dumps, others)) == sorted(
+        json.dumps({"Ref": q}) for q in (EVENTS_DLQ, REMEDIATION_QUEUE)
+    )
 
 
 def test_every_queue_is_encrypted_and_dead_letters_are_kept_two_weeks(template: dict[str, Any]) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
-    assert set(queues) == DEAD_LETTER_QUEUES | {SWEEP_QUEUE}
+    assert set(queues) == DEAD_LETTER_QUEUES | set(WORK_QUEUES)
     for name, queue in queues.items():
         props = queue["Properties"]
         assert props["SqsManagedSseEnabled"] is True, name
@@ -804,14 +807,16 @@ def test_every_queue_is_encrypted_and_dead_letters_are_kept_two_weeks(template: 
             assert props["MessageRetentionPeriod"] == 1209600, name
 
 
-def test_the_fan_out_queue_outlives_its_retries(template: dict[str, Any]) -> None:
-    props = template["Resources"][SWEEP_QUEUE]["Properties"]
-    timeout = _function_property(template, template["Resources"][SWEEP], "Timeout")
+@pytest.mark.parametrize("queue", sorted(WORK_QUEUES))
+def test_a_work_queue_outlives_its_retries(template: dict[str, Any], queue: str) -> None:
+    function, dead_letters, receives = WORK_QUEUES[queue]
+    props = template["Resources"][queue]["Properties"]
+    timeout = _function_property(template, template["Resources"][function], "Timeout")
     # Lambda's advice for an SQS event source: a visibility timeout of at least 6 times the function's.
     assert props["VisibilityTimeout"] >= 6 * timeout
     assert props["RedrivePolicy"] == {
-        "deadLetterTargetArn": {"Fn::GetAtt": [SWEEP_DLQ, "Arn"]},
-        "maxReceiveCount": 3,
+        "deadLetterTargetArn": {"Fn::GetAtt": [dead_letters, "Arn"]},
+        "maxReceiveCount": receives,
     }
     # A message that expires before its last receive would never reach the dead-letter queue.
     assert (
@@ -820,7 +825,7 @@ def test_the_fan_out_queue_outlives_its_retries(template: dict[str, Any]) -> Non
     )
     # SQS keeps a dead letter by its original enqueue time: the dead-letter queue must keep it longer.
     assert (
-        template["Resources"][SWEEP_DLQ]["Properties"]["MessageRetentionPeriod"]
+        template["Resources"][dead_letters]["Properties"]["MessageRetentionPeriod"]
         > props["MessageRetentionPeriod"]
     )
 
@@ -869,6 +874,18 @@ def test_batch_tagging_is_limited_to_regcred_keys_on_jobs(template: dict[str, An
             assert _resource_text(resource).endswith(":job/*"), where
         assert _conditions(statement, "ForAllValues:StringLike")["aws:TagKeys"] == ["regcred:*"], where
         # ForAllValues holds vacuously when the request carries no tag keys.
+        assert str(_conditions(statement, "Null")["aws:TagKeys"]).lower() == "false", where
+
+
+def test_ecs_tagging_is_limited_to_regcred_keys_on_tasks(template: dict[str, Any]) -> None:
+    tagging = _granting(template, "ecs:TagResource")
+    assert {owner for owner, _ in tagging} == {REMEDIATE}
+    for owner, statement in tagging:
+        where = f"{owner} {statement.get('Sid')}"
+        assert _as_list(statement["Action"]) == ["ecs:TagResource"], where
+        resources = [_resource_text(r) for r in _as_list(statement["Resource"])]
+        assert resources == ["arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/*"], where
+        assert _conditions(statement, "ForAllValues:StringLike")["aws:TagKeys"] == ["regcred:*"], where
         assert str(_conditions(statement, "Null")["aws:TagKeys"]).lower() == "false", where
 
 
@@ -936,7 +953,8 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["RemediateFunctionArn"]["Value"] == {"Fn::GetAtt": [REMEDIATE, "Arn"]}
     assert outputs["NotificationTopicArn"]["Value"] == {"Ref": TOPIC}
     assert outputs["EventsDeadLetterQueueUrl"]["Value"] == {"Ref": EVENTS_DLQ}
-    assert outputs["RemediateFailureQueueUrl"]["Value"] == {"Ref": FAILURE_QUEUE}
+    assert outputs["RemediationQueueUrl"]["Value"] == {"Ref": REMEDIATION_QUEUE}
+    assert outputs["RemediationDeadLetterQueueUrl"]["Value"] == {"Ref": REMEDIATION_DLQ}
     assert outputs["CoalesceTableName"]["Value"] == {"Ref": COALESCE_TABLE}
     assert outputs["SweepFunctionArn"]["Value"] == {"Fn::GetAtt": [SWEEP, "Arn"]}
     assert outputs["SweepQueueUrl"]["Value"] == {"Ref": SWEEP_QUEUE}
@@ -946,7 +964,7 @@ def test_outputs(template: dict[str, Any]) -> None:
     # Every queue's URL is an output: the runbooks read them from the stack.
     assert {
         o["Value"]["Ref"] for o in outputs.values() if isinstance(o["Value"], dict) and "Ref" in o["Value"]
-    } >= (DEAD_LETTER_QUEUES | {SWEEP_QUEUE})
+    } >= (DEAD_LETTER_QUEUES | set(WORK_QUEUES))
     for key in ("ManagedSecretsKeyArn", "ManagedSecretsKeyAlias"):
         assert outputs[key]["Condition"] == "CreateManagedSecretsKey", key
     assert outputs["ManagedSecretsKeyArn"]["Value"] == {"Fn::GetAtt": [SECRETS_KEY, "Arn"]}
@@ -1108,7 +1126,7 @@ def test_the_schedule_role_only_invokes_the_sweep(template: dict[str, Any]) -> N
 
 def test_the_fan_out_event_source(template: dict[str, Any]) -> None:
     mappings = _resources(template, "AWS::Lambda::EventSourceMapping")
-    assert set(mappings) == {SWEEP_EVENT_SOURCE}
+    assert set(mappings) == {SWEEP_EVENT_SOURCE, REMEDIATION_EVENT_SOURCE}
     assert mappings[SWEEP_EVENT_SOURCE]["Properties"] == {
         "EventSourceArn": {"Fn::GetAtt": [SWEEP_QUEUE, "Arn"]},
         "FunctionName": {"Ref": SWEEP},
@@ -1119,8 +1137,9 @@ def test_the_fan_out_event_source(template: dict[str, Any]) -> None:
     }
 
 
-def test_queue_permissions_are_the_sweeps_own(template: dict[str, Any]) -> None:
-    sweep_actions = set()
+def test_queue_permissions_are_each_functions_own(template: dict[str, Any]) -> None:
+    own = {function: queue for queue, (function, _, _) in WORK_QUEUES.items()}
+    granted: dict[str, set[str]] = {function: set() for function in own}
     for owner, statement in _statements(template):
         actions = {a for a in _as_list(statement["Action"]) if a.startswith("sqs:")}
         if not actions:
@@ -1130,11 +1149,49 @@ def test_queue_permissions_are_the_sweeps_own(template: dict[str, Any]) -> None:
         if owner == SCHEDULE_ROLE:
             assert actions == {"sqs:SendMessage"}, where
             continue
-        assert owner == SWEEP, where
-        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [SWEEP_QUEUE, "Arn"]}], where
-        sweep_actions |= actions
-    # Sending the fan-out, and what the event source mapping polls with; no purge, no other queue.
-    assert sweep_actions == {"sqs:SendMessage"} | SQS_RECEIVE_ACTIONS
+        assert owner in own, where
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [own[owner], "Arn"]}], where
+        granted[owner] |= actions
+    # The sweep sends its fan-out; both poll their own queue through their event source mapping. No purge,
+    # no other queue; the remediation function sends nothing (it has no OnFailure destination any more).
+    assert granted == {
+        SWEEP: {"sqs:SendMessage"} | SQS_RECEIVE_ACTIONS,
+        REMEDIATE: SQS_RECEIVE_ACTIONS,
+    }
+
+
+def test_the_remediation_event_source_bounds_a_storm(template: dict[str, Any]) -> None:
+    mapping = _resources(template, "AWS::Lambda::EventSourceMapping")[REMEDIATION_EVENT_SOURCE]
+    props = mapping["Properties"]
+    assert props == {
+        "EventSourceArn": {"Fn::GetAtt": [REMEDIATION_QUEUE, "Arn"]},
+        "FunctionName": {"Ref": REMEDIATE},
+        "BatchSize": {"Ref": "RemediationBatchSize"},
+        "MaximumBatchingWindowInSeconds": props["MaximumBatchingWindowInSeconds"],
+        # Only the events the handler reports return to the queue (Powertools BatchProcessor): a poison
+        # message alone goes to the dead-letter queue.
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "RemediationMaxConcurrency"}},
+    }
+    # A window lets a batch hold more than 10 messages (Lambda's rule for SQS), and keeps a lone event waiting
+    # a few seconds at most.
+    assert 1 <= props["MaximumBatchingWindowInSeconds"] <= 10
+    params = template["Parameters"]
+    concurrency = params["RemediationMaxConcurrency"]
+    assert concurrency["Type"] == "Number"
+    # Lambda's bounds for an SQS event source's MaximumConcurrency.
+    assert (concurrency["MinValue"], concurrency["MaxValue"]) == (2, 1000)
+    assert concurrency["MinValue"] <= concurrency["Default"] <= 10
+    batch = params["RemediationBatchSize"]
+    assert batch["Type"] == "Number" and batch["Default"] == 10
+    assert 1 == batch["MinValue"] <= batch["Default"] <= batch["MaxValue"] <= 10000
+    # The handler stops starting events 30 s before the end; a batch at its largest still fits the timeout in
+    # the visibility timeout (it is not delivered twice while it runs).
+    timeout = _function_property(template, template["Resources"][REMEDIATE], "Timeout")
+    visibility = template["Resources"][REMEDIATION_QUEUE]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * timeout
+    # A reservation would take capacity from the account and throttle the mapping's invocations.
+    assert "ReservedConcurrentExecutions" not in template["Resources"][REMEDIATE]["Properties"]
 
 
 def test_sweep_function_permissions_are_the_specs(template: dict[str, Any]) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from .events import PullFailure
     from .registry.reference import ImageRef
 
 
@@ -118,3 +119,69 @@ def ecs_container_definition(definition: Mapping[str, Any] | None, name: str | N
         if container.get("name") == name:
             return container  # type: ignore[no-any-return]
     return {}
+
+
+def ecs_task_container(
+    task: Mapping[str, Any], definition: Mapping[str, Any] | None, name: str | None = None
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(the task's container, its container definition) that a diagnosis is about: the one called ``name``
+    when given; else the first whose reason is a pull failure (`regcred.failures.classify`), else the first
+    with a reason, else the first whose definition sets repositoryCredentials, else the first."""
+    from .failures import FailureClass, classify
+
+    containers: list[Mapping[str, Any]] = list(task.get("containers") or [])
+    defined: list[Mapping[str, Any]] = list((definition or {}).get("containerDefinitions") or [])
+
+    def pair(container: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        return container, ecs_container_definition(definition, container.get("name"))
+
+    if name is not None:
+        return pair(next((c for c in containers if c.get("name") == name), {"name": name}))
+    with_reason = [c for c in containers if c.get("reason")]
+    pulls = [c for c in with_reason if classify(str(c["reason"])) is not FailureClass.OTHER]
+    if pulls or with_reason:
+        return pair((pulls or with_reason)[0])
+    for container in defined:
+        if credentials_parameter(container):
+            found = next((c for c in containers if c.get("name") == container.get("name")), None)
+            return found or {"name": container.get("name")}, container
+    if containers:
+        return pair(containers[0])
+    return {}, defined[0] if defined else {}
+
+
+def ecs_execution_role(task: Mapping[str, Any], definition: Mapping[str, Any] | None) -> str | None:
+    """The task's execution role: its override (RunTask's ``overrides.executionRoleArn``), else the task
+    definition's."""
+    role = (task.get("overrides") or {}).get("executionRoleArn") or (definition or {}).get("executionRoleArn")
+    return str(role) if role else None
+
+
+class Link(NamedTuple):
+    """What a failure's event and its definition say: image, secret, execution role, container."""
+
+    image: str | None
+    secret_id: str | None
+    role: str | None
+    container: Mapping[str, Any]
+
+
+def link(
+    failure: PullFailure, job_definitions: DefinitionCache, task_definitions: DefinitionCache | None
+) -> Link:
+    """Image, secret, execution role and container definition of a failed Batch job or ECS task, from the
+    event else its (cached) definition."""
+    if failure.kind == "ecs":
+        definition = (
+            task_definitions.get(failure.definition) if task_definitions and failure.definition else None
+        )
+        container = ecs_container_definition(definition, failure.container_name)
+        role = (definition or {}).get("executionRoleArn")
+        return Link(
+            failure.image or container.get("image"), credentials_parameter(container), role, container
+        )
+    definition = job_definitions.get(failure.definition) if failure.definition else None
+    container = batch_container(definition)
+    secret_id = failure.credentials_parameter or credentials_parameter(container)
+    role = failure.execution_role or container.get("executionRoleArn")
+    return Link(failure.image or container.get("image"), secret_id, role, container)

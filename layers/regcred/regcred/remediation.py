@@ -15,7 +15,7 @@ resubmitted at once. Either way a job is resubmitted at most once: a ``resubmit#
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +26,7 @@ from .access import check_role
 from .aws import aws_error_code
 from .coalesce import Coalescer
 from .config import tag_value
+from .ecs import tag_task
 from .errors import ConfigurationError, RegcredError, SecretFormatError
 from .failures import FailureClass, classify
 from .held_jobs import HeldJobs, HoldResult
@@ -119,13 +120,15 @@ ADVICE: dict[Diagnosis, str] = {
     "allow kms:Decrypt on its key.",
     Diagnosis.ROLE_OK: "The execution role may read the secret; check the secret ARN, VPC endpoints or "
     "network path to Secrets Manager.",
-    Diagnosis.ROLE_UNCHECKED: "The execution role could not be simulated; run `regcred diagnose JOB_ID`.",
+    Diagnosis.ROLE_UNCHECKED: "The execution role could not be simulated; "
+    "run `regcred diagnose JOB_ID|TASK_ARN`.",
     Diagnosis.NO_EXECUTION_ROLE: "The job has no execution role to read the secret with: "
     "set executionRoleArn.",
     Diagnosis.SECRET_MISSING: "The secret named by repositoryCredentials does not exist.",
     Diagnosis.SECRET_FORMAT: 'The secret is not JSON {"username","password"}: fix its AWSCURRENT value.',
     Diagnosis.SECRET_MISCONFIGURED: "The secret's regcred configuration does not hold (its tags, its admin "
-    "secret, or a value naming another registry): run `regcred diagnose JOB_ID` and fix what it reports.",
+    "secret, or a value naming another registry): run `regcred diagnose JOB_ID|TASK_ARN` and fix what it "
+    "reports.",
     Diagnosis.SECRET_UNMANAGED: "The secret is not managed by regcred (or regcred may not read it): nothing "
     "was probed, rotated or rolled back.",
     Diagnosis.NO_CREDENTIALS: "The registry refused an anonymous pull: add repositoryCredentials.",
@@ -177,6 +180,7 @@ class Outcome:
     # Found by the probe: the secret's full ARN, and the AWSCURRENT version the registry rejected.
     secret_arn: str | None = None
     rejected_version: str | None = None
+    not_tagged: str | None = None  # why an ECS task was not tagged (counted as EcsTaskNotTagged)
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ class Remediator:
         if seen_key in self._seen:
             outcome.duplicate = True  # a redelivery: its job is tagged already
             return outcome
-        image, secret_id, role, _container = self._link(failure)
+        image, secret_id, role, _container = jobs.link(failure, self.job_definitions, self.task_definitions)
         ref = jobs.parse_image(image) if image else None
         outcome.registry = ref.registry if ref is not None else None
         outcome.secret = secret_id
@@ -277,32 +281,16 @@ class Remediator:
                 resourceArn=failure.resource_arn, tags={k: tag_value(v) for k, v in tags.items()}
             )
             outcome.tagged = True
+        elif failure.kind == "ecs" and self.ecs is not None:  # where ECS allows it (regcred.ecs)
+            tags = {TAG_CLASS: failure_class.value, TAG_DIAGNOSIS: str(outcome.diagnosis)}
+            if secret_id:
+                tags[TAG_SECRET] = jobs.secret_name_from_arn(secret_id)
+            result = tag_task(self.ecs, failure.resource_id, tags, region=failure.region)
+            outcome.tagged, outcome.not_tagged = result.tagged, result.reason
         self._seen[seen_key] = None
         if len(self._seen) > self._seen_size:
             self._seen.popitem(last=False)
         return outcome
-
-    def _link(self, failure: PullFailure) -> tuple[str | None, str | None, str | None, Mapping[str, Any]]:
-        """Image, secret, execution role and container definition, from the event else the definition."""
-        if failure.kind == "ecs":
-            definition = (
-                self.task_definitions.get(failure.definition)
-                if self.task_definitions and failure.definition
-                else None
-            )
-            container = jobs.ecs_container_definition(definition, failure.container_name)
-            role = (definition or {}).get("executionRoleArn")
-            return (
-                failure.image or container.get("image"),
-                jobs.credentials_parameter(container),
-                role,
-                container,
-            )
-        definition = self.job_definitions.get(failure.definition) if failure.definition else None
-        container = jobs.batch_container(definition)
-        secret_id = failure.credentials_parameter or jobs.credentials_parameter(container)
-        role = failure.execution_role or container.get("executionRoleArn")
-        return failure.image or container.get("image"), secret_id, role, container
 
     # -- auth: probe, then rotate or roll back -------------------------------------------------
 

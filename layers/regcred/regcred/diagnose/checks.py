@@ -17,9 +17,10 @@ from ..routing import ALLOWED_REGISTRY_HOSTS_ENV
 from ..store import CURRENT
 from .facts import Facts
 
-__all__ = ["CHECK_NAMES", "Check", "parse_ratelimit", "run_checks"]
+__all__ = ["CHECK_NAMES", "TASK_CHECK_NAMES", "Check", "parse_ratelimit", "run_checks"]
 
 JOB = "job"
+TASK = "task"  # the first check of an ECS task, in place of JOB
 SECRET_NAMED = "secret-named"  # noqa: S105 - a check name
 SECRET_EXISTS = "secret-exists"  # noqa: S105 - a check name
 SECRET_SHAPE = "secret-shape"  # noqa: S105 - a check name
@@ -28,6 +29,7 @@ CREDENTIALS = "credentials"
 IMAGE = "image"
 RATE_LIMIT = "rate-limit"
 CHECK_NAMES = (JOB, SECRET_NAMED, SECRET_EXISTS, SECRET_SHAPE, EXECUTION_ROLE, CREDENTIALS, IMAGE, RATE_LIMIT)
+TASK_CHECK_NAMES = (TASK, *CHECK_NAMES[1:])
 _NOT_FOUND = "ResourceNotFoundException"
 
 
@@ -91,9 +93,56 @@ def check_job(f: Facts) -> Check:
         f"job definition {f.definition_arn or '-'}",
         f"execution role {f.role or '-'}",
     ]
+    if f.failure_class:
+        parts.insert(2, f"failure class {f.failure_class}")
     if f.definition_error:
         parts.append(f.definition_error)
     return Check(JOB, True, "; ".join(parts))
+
+
+def check_task(f: Facts) -> Check:
+    where = f"cluster {f.cluster}" + (
+        " (assumed: the old task ARN format names no cluster)" if f.cluster_assumed else ""
+    )
+    if f.job_refused:
+        return Check(TASK, False, *f.job_refused)
+    if f.job_error == "ClusterNotFoundException":
+        return Check(
+            TASK,
+            False,
+            f"no {where} in {f.region or 'this region'}",
+            "check the cluster in the task ARN (or --cluster) and the region",
+        )
+    if f.job_error:
+        return Check(
+            TASK,
+            False,
+            f"DescribeTasks failed ({f.job_error})",
+            "check the task ARN, the region and that you may call ecs:DescribeTasks",
+        )
+    if f.job is None:
+        return Check(
+            TASK,
+            False,
+            f"no ECS task {f.job_id} in {where} (stopped tasks are listed for at least an hour after they "
+            "stop)",
+            "check the task ARN (and --cluster for an old-format ARN) and the region",
+        )
+    task = f.job
+    stop = f"{task.get('stopCode')}: " if task.get("stopCode") else ""
+    parts = [
+        f"{task.get('group') or task.get('taskArn', '?')} is {task.get('lastStatus', '?')}",
+        f"reason: {stop}{_short(f.reason) or '-'}",
+        f"container {f.container_name or '-'}",
+        f"image {f.image or '-'}",
+        f"task definition {f.definition_arn or '-'}",
+        f"execution role {f.role or '-'}",
+    ]
+    if f.failure_class:
+        parts.insert(2, f"failure class {f.failure_class}")
+    if f.definition_error:
+        parts.append(f.definition_error)
+    return Check(TASK, True, "; ".join(parts))
 
 
 # -- 2, 3, 4. the secret --------------------------------------------------------------------------------
@@ -106,7 +155,17 @@ def check_secret_named(f: Facts) -> Check:
         return Check(
             SECRET_NAMED,
             None,
-            f"the job names no secret and its job definition could not be read: {f.definition_error}",
+            f"the {f.noun} names no secret and its {f.definition_word} could not be read: "
+            f"{f.definition_error}",
+        )
+    if f.kind == "ecs":
+        return Check(
+            SECRET_NAMED,
+            False,
+            f"container {f.container_name or '-'} of the task definition sets no repositoryCredentials: the "
+            "image is pulled anonymously",
+            "add repositoryCredentials.credentialsParameter to container "
+            f"{f.container_name or '-'} of the task definition",
         )
     return Check(
         SECRET_NAMED,
@@ -187,7 +246,7 @@ def check_secret_shape(f: Facts) -> Check:
 # -- 5. the execution role ------------------------------------------------------------------------------
 
 
-def _role_lines(access: RoleAccess) -> tuple[list[str], list[str], list[str], list[str]]:
+def _role_lines(access: RoleAccess, definition: str) -> tuple[list[str], list[str], list[str], list[str]]:
     """(failures, actions, unknowns, passes) of a role's access, as the check words them."""
     failures: list[str] = []
     actions: list[str] = []
@@ -200,7 +259,7 @@ def _role_lines(access: RoleAccess) -> tuple[list[str], list[str], list[str], li
             passes.append(f"{p.action} on {p.resource}")
         elif p.decision is Decision.NO_ROLE:
             failures.append(f"execution role {role} does not exist")
-            actions.append("create the role or fix executionRoleArn in the job definition")
+            actions.append(f"create the role or fix executionRoleArn in the {definition}")
         elif p.decision is Decision.UNKNOWN:
             unknowns.append(f"{p.action} on {p.resource}: {p.note}")
         elif p.decision is Decision.EXPLICIT_DENY:
@@ -224,12 +283,12 @@ def check_execution_role(f: Facts) -> Check:
         return Check(
             EXECUTION_ROLE,
             False,
-            "the job has no execution role: private registry authentication needs one",
-            f"set executionRoleArn in the job definition to a role allowed {GET_SECRET_VALUE} on "
+            f"the {f.noun} has no execution role: private registry authentication needs one",
+            f"set executionRoleArn in the {f.definition_word} to a role allowed {GET_SECRET_VALUE} on "
             f"{f.secret.arn}",
         )
     assert f.access is not None
-    failures, actions, unknowns, passes = _role_lines(f.access)
+    failures, actions, unknowns, passes = _role_lines(f.access, f.definition_word)
     if failures:
         return Check(EXECUTION_ROLE, False, f"{f.role}: " + "; ".join(failures), "; ".join(actions))
     if unknowns:
@@ -276,7 +335,7 @@ def _route_refusal(f: Facts) -> Check | None:
 
 def check_credentials(f: Facts) -> Check:
     if f.image_error:
-        return Check(CREDENTIALS, False, f.image_error, "fix the image in the job definition")
+        return Check(CREDENTIALS, False, f.image_error, f"fix the image in the {f.definition_word}")
     refusal = _route_refusal(f)
     if refusal is not None:
         return refusal
@@ -320,7 +379,7 @@ def check_image(f: Facts) -> Check:
             IMAGE,
             False,
             f"{pull.image}: {pull.detail}",
-            f"push {pull.image}, or fix the tag/digest in the job definition",
+            f"push {pull.image}, or fix the tag/digest in the {f.definition_word}",
         )
     return Check(IMAGE, None, f"not looked up: the registry answered {pull.status.value} first")
 
@@ -364,9 +423,9 @@ def check_rate_limit(f: Facts) -> Check:
 
 def _secret_blocker(f: Facts) -> str | None:
     if f.job is None:
-        return "the job could not be read"
+        return f"the {f.noun} could not be read"
     if f.parameter is None:
-        return "the job names no secret"
+        return f"the {f.noun} names no secret"
     if f.secret is None:
         return "the secret could not be described"
     return None
@@ -379,7 +438,7 @@ def _pull_blocker(f: Facts) -> str | None:
     if blocked is None and f.value is None:
         blocked = f"{CURRENT} could not be read as a username and password"
     if blocked is None and f.image is None:
-        blocked = "the job names no image"
+        blocked = f"the {f.noun} names no image"
     return blocked
 
 
@@ -390,7 +449,7 @@ def _registry_blocker(f: Facts) -> str | None:
     if f.pull is not None:
         return None
     if f.image_error:
-        return "the job's image reference is invalid"
+        return f"the {f.noun}'s image reference is invalid"
     if f.pull_error:
         return "the registry could not be checked"
     if f.route is None or f.route_error:
@@ -407,9 +466,17 @@ def _shape_blocker(f: Facts) -> str | None:
     return blocked
 
 
+def _check_subject(f: Facts) -> Check:
+    return check_task(f) if f.kind == "ecs" else check_job(f)
+
+
 _ORDER: tuple[tuple[str, Callable[[Facts], Check], Callable[[Facts], str | None]], ...] = (
-    (JOB, check_job, lambda f: None),
-    (SECRET_NAMED, check_secret_named, lambda f: None if f.job is not None else "the job could not be read"),
+    (JOB, _check_subject, lambda f: None),
+    (
+        SECRET_NAMED,
+        check_secret_named,
+        lambda f: None if f.job is not None else f"the {f.noun} could not be read",
+    ),
     (SECRET_EXISTS, check_secret_exists, lambda f: None if f.parameter else _secret_blocker(f)),
     (SECRET_SHAPE, check_secret_shape, _shape_blocker),
     (EXECUTION_ROLE, check_execution_role, _secret_blocker),

@@ -1,11 +1,22 @@
 """Diagnose, step 1: gather. Every AWS and registry call ``regcred diagnose`` makes, in one place, returning
 one typed `Facts` object; the checks (`regcred.diagnose.checks`) only read it.
 
-Strictly read-only: DescribeJobs, DescribeJobDefinitions, DescribeSecret, GetSecretValue (AWSCURRENT),
-GetResourcePolicy, iam:SimulatePrincipalPolicy, kms:DescribeKey / GetKeyPolicy, and the registry's
-``GET /v2/`` challenge, token request and manifest ``HEAD``. Nothing is written, tagged or rotated. A call
-that fails is recorded as its AWS error code (never its message, which may quote request content); a
-gathering step that an earlier failure makes impossible is not attempted.
+Strictly read-only: DescribeJobs and DescribeJobDefinitions for a Batch job, or sts:GetCallerIdentity,
+ecs:DescribeTasks and ecs:DescribeTaskDefinition for an ECS task; then, for both, DescribeSecret,
+GetSecretValue (AWSCURRENT), GetResourcePolicy, iam:SimulatePrincipalPolicy, kms:DescribeKey /
+GetKeyPolicy, and the registry's ``GET /v2/`` challenge, token request and manifest ``HEAD``. Nothing is
+written, tagged or rotated. A call that fails is recorded as its AWS error code (never its message, which
+may quote request content); a gathering step that an earlier failure makes impossible is not attempted.
+
+For a task (`gather_task`), what ECS documents: DescribeTasks (cluster from the ARN) answers ``tasks`` and
+``failures`` (``arn``, ``reason``: ``MISSING`` for a task it does not know) and lists stopped tasks for at
+least an hour; a task has ``stoppedReason``, ``stopCode``, ``overrides.executionRoleArn`` and
+``containers[]`` with ``name``, ``image`` and ``reason`` (the pull error, up to 1024 characters); the task
+definition (DescribeTaskDefinition) has ``executionRoleArn`` and ``containerDefinitions[]`` with
+``repositoryCredentials.credentialsParameter``
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html, API_Task.html,
+API_Container.html, API_TaskOverride.html, API_Failure.html, API_DescribeTaskDefinition.html and
+API_RepositoryCredentials.html). Only the container and secret checks after that are shared with Batch.
 """
 
 from __future__ import annotations
@@ -17,15 +28,17 @@ from typing import Any
 from ..access import RoleAccess, check_role
 from ..aws import aws_error_code
 from ..config import SecretConfig
+from ..ecs import TaskRef
 from ..errors import RegcredError, SecretFormatError
-from ..jobs import batch_container, credentials_parameter
+from ..failures import classify
+from ..jobs import batch_container, credentials_parameter, ecs_execution_role, ecs_task_container
 from ..providers import spec_for
 from ..registry import Credential, ImageCheck, ImageRef, PullCheck
 from ..routing import Deployment, Routing, route_of, route_unmanaged
 from ..secret import SecretValue, parse
 from ..store import CURRENT, SecretNotFound, SecretState, SecretStore
 
-__all__ = ["Facts", "PullChecker", "gather", "registry_checker"]
+__all__ = ["Facts", "PullChecker", "gather", "gather_task", "registry_checker"]
 
 PullChecker = Callable[[Routing, Credential, Sequence[str]], PullCheck]
 
@@ -35,11 +48,16 @@ class Facts:
     """What the AWS APIs and the registry said about one job's image pull. ``*_error`` fields hold an AWS
     error code or a regcred message; None means the call was not made or succeeded."""
 
-    job_id: str
+    job_id: str  # the Batch job id, or the ECS task (its ARN, or its id with a cluster)
     region: str | None = None
-    # the job
+    kind: str = "batch"  # or "ecs"
+    # the job or task
     job: Mapping[str, Any] | None = None
     job_error: str | None = None
+    job_refused: tuple[str, str] | None = None  # why the task was not read (another account...), what to do
+    cluster: str | None = None
+    cluster_assumed: bool = False  # an old-format task ARN given without --cluster
+    container_name: str | None = None
     definition_arn: str = ""
     definition: Mapping[str, Any] | None = None
     definition_error: str | None = None
@@ -69,6 +87,21 @@ class Facts:
     @property
     def managed(self) -> bool:
         return self.secret is not None and self.secret.managed
+
+    @property
+    def noun(self) -> str:
+        """What the checks call the subject: ``job`` or ``task``."""
+        return "task" if self.kind == "ecs" else "job"
+
+    @property
+    def definition_word(self) -> str:
+        """``job definition`` or ``task definition``, for the actions."""
+        return f"{self.noun} definition"
+
+    @property
+    def failure_class(self) -> str | None:
+        """The class `regcred classify` gives the pull error, when there is one."""
+        return classify(self.reason).value if self.reason else None
 
 
 def _container(job: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -189,6 +222,60 @@ def gather(
     """Everything the checklist needs about one Batch job."""
     f = Facts(job_id, region=store.region)
     _gather_job(f, batch)
+    return _gather_secret_side(f, store, iam, kms, check, deployment)
+
+
+def _caller_account(sts: Any | None) -> str | None:
+    """The account of the credentials in use; None when STS cannot say (ECS will answer instead)."""
+    if sts is None:
+        return None
+    try:
+        return str(sts.get_caller_identity()["Account"])
+    except Exception:  # only a better message is lost
+        return None
+
+
+def _gather_task(f: Facts, ecs: Any, ref: TaskRef, container: str | None) -> None:
+    try:
+        reply = ecs.describe_tasks(cluster=ref.cluster, tasks=[ref.task])
+    except Exception as exc:
+        f.job_error = aws_error_code(exc)
+        return
+    found = reply.get("tasks") or []
+    if not found:
+        failures = [x.get("reason") for x in reply.get("failures") or [] if x.get("reason") != "MISSING"]
+        if failures:
+            f.job_error = str(failures[0])  # e.g. a cluster of another account
+        return
+    f.job = found[0]
+    f.definition_arn = str(f.job.get("taskDefinitionArn") or "")
+    if f.definition_arn:
+        try:
+            f.definition = ecs.describe_task_definition(taskDefinition=f.definition_arn).get("taskDefinition")
+            if f.definition is None:
+                f.definition_error = f"task definition {f.definition_arn} not found"
+        except Exception as exc:
+            f.definition_error = f"DescribeTaskDefinition failed ({aws_error_code(exc)})"
+    task_container, definition_container = ecs_task_container(f.job, f.definition, container)
+    if container is not None and not task_container.get("image") and not definition_container:
+        names = [str(c.get("name")) for c in f.job.get("containers") or []]
+        f.job_refused = (
+            f"the task has no container {container} (it has {', '.join(names) or 'none'})",
+            "check --container",
+        )
+        f.job = None
+        return
+    f.container_name = task_container.get("name") or definition_container.get("name") or container
+    f.image = task_container.get("image") or definition_container.get("image") or None
+    f.role = ecs_execution_role(f.job, f.definition)
+    f.reason = str(task_container.get("reason") or f.job.get("stoppedReason") or "")
+    f.parameter = credentials_parameter(definition_container)
+
+
+def _gather_secret_side(
+    f: Facts, store: SecretStore, iam: Any, kms: Any | None, check: PullChecker, deployment: Deployment
+) -> Facts:
+    """The secret, the execution role's access to it, and the registry: the same for a job and a task."""
     if f.parameter is None:
         return f
     _gather_secret(f, store)
@@ -199,6 +286,34 @@ def gather(
     if f.value is not None and f.image is not None and not f.secret.deleted:
         _gather_pull(f, check, deployment)
     return f
+
+
+def gather_task(
+    ref: TaskRef,
+    *,
+    ecs: Any,
+    sts: Any | None,
+    store: SecretStore,
+    iam: Any,
+    kms: Any | None,
+    check: PullChecker,
+    deployment: Deployment,
+    container: str | None = None,
+) -> Facts:
+    """Everything the checklist needs about one ECS task. A task ARN of another account than the caller's
+    is not asked for (ECS could only refuse it); ``container`` picks one container of several."""
+    f = Facts(
+        ref.task, region=store.region, kind="ecs", cluster=ref.cluster, cluster_assumed=ref.cluster_assumed
+    )
+    caller = _caller_account(sts) if ref.account else None
+    if caller and ref.account != caller:
+        f.job_refused = (
+            f"the task is in account {ref.account}; these credentials are of account {caller}",
+            f"run diagnose with credentials of account {ref.account} (--profile)",
+        )
+        return f
+    _gather_task(f, ecs, ref, container)
+    return _gather_secret_side(f, store, iam, kms, check, deployment)
 
 
 def registry_checker(deployment: Deployment, timeout_s: float = 60.0) -> PullChecker:

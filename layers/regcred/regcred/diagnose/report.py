@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from .checks import JOB, Check
+from .checks import JOB, TASK, Check
 
 __all__ = ["job_found", "render_json", "render_text"]
 
@@ -16,8 +16,8 @@ def _label(ok: bool | None) -> str:
 
 
 def job_found(checks: Sequence[Check]) -> bool:
-    """Whether the job itself could be read (the first check passed)."""
-    return bool(checks) and checks[0].name == JOB and checks[0].ok is True
+    """Whether the job or task itself could be read (the first check passed)."""
+    return bool(checks) and checks[0].name in (JOB, TASK) and checks[0].ok is True
 
 
 def render_text(checks: Sequence[Check]) -> str:
@@ -31,10 +31,11 @@ def render_text(checks: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
-def render_json(job_id: str, checks: Sequence[Check]) -> dict[str, Any]:
-    """The report as one JSON-ready object: every check, and whether none failed."""
+def render_json(job_id: str, checks: Sequence[Check], *, key: str = "job_id") -> dict[str, Any]:
+    """The report as one JSON-ready object: every check, and whether none failed. ``key`` names the subject:
+    ``job_id``, or ``task`` for an ECS task."""
     return {
-        "job_id": job_id,
+        key: job_id,
         "checks": [asdict(c) | {"result": _label(c.ok).lower()} for c in checks],
         "ok": not any(c.ok is False for c in checks),
         "failed": [c.name for c in checks if c.ok is False],

@@ -23,6 +23,13 @@ def rx(*alternatives: str) -> re.Pattern[str]:
 # request ids that happen to contain the digits do not.
 STATUS = r"(?:status|code|http|response|error|\]|:)\W{0,3}"
 
+# -- 0. Notices that are not failures ----------------------------------------------------------------
+
+# ``docker run`` prints "Unable to find image 'X' locally" before every pull it makes: a miss of the
+# local cache, not an answer from the registry. It is cut out before any rule looks, so the failure
+# after it decides (a 502 after it is not a missing image).
+LOCAL_CACHE_MISS = re.compile(r"unable to find image \S{1,300} locally")
+
 # -- 1. The ECS agent's secret stage ---------------------------------------------------------------
 
 # The task could not read (or parse) the repositoryCredentials / secrets before any pull started.
@@ -46,6 +53,7 @@ SECRET_STAGE = rx(
 ECR_AUTH_STAGE = rx(
     r"unable to retrieve ecr registry auth",
     r"registry auth from amazon ecr",
+    r"connection issue between the task and amazon ecr",
     r"operation error ecr: getauthorizationtoken",
 )
 SECRET_SOURCE = rx(r"\b(?:asm|ssm)\b", r"secrets ?manager", r"\bsecrets? arn")
@@ -82,6 +90,8 @@ PLATFORM = rx(
     r"image operating system \S{1,12} cannot be used on this platform",
     r"based image is incompatible with (?:a|the) [\d.]{1,20} host",
     r"container operating system does not match the host operating system",
+    # hcsshim's ERROR_CONTAINER_OS_MISMATCH wording (a Windows host).
+    r"operating system of the container does not match the operating system of the host",
 )
 
 # -- 3. Stages after (or beside) the pull that regcred does not act on ------------------------------
@@ -159,6 +169,8 @@ NOT_FOUND_CODE = rx(
     r"manifest[ _]unknown",
     r"name[ _]unknown",
     r"blob[ _]unknown",
+    # Docker's wording of BLOB_UNKNOWN ("error pulling image configuration: unknown blob").
+    r"unknown blob",
 )
 # The kubelet's attempt with the pull secret answered by containerd's gRPC NotFound, then its retry
 # without credentials refused ("[rpc error: code = NotFound ...: not found, rpc error: ... failed to
@@ -190,7 +202,9 @@ AUTH_EXPLICIT = rx(
     r"unrecognizedclientexception",
     r"bad[_ ]credentials?\b",
     r"(?:invalid|wrong|missing) credentials",
-    r"no credentials (?:found|on this request)",
+    r"no credentials found",
+    # A token for another repository than the one asked for (the token's scope).
+    r"does not match bearer token resource",
     r"permission[_ ]denied",
     r"permission \"[^\"]{1,100}\" denied",
     r"(?:does not|doesn't|do not|don't) have (?:the )?(?:needed |required |necessary )?permission",
@@ -220,6 +234,12 @@ NOT_FOUND_DETAIL = rx(
     r"no such image",
     r"not known to (?:the )?registry",
 )
+
+# The old kubelet's hedge, "image pull failed for X, this may be because there are no credentials on this
+# request. details: (...)": it says so for every failed pull, and old Docker's "Error: image X not found"
+# inside it is what Docker said both for a missing image and for one it could not read. Only an explicit
+# credential or registry code in the details decides; otherwise only a probe can tell.
+NO_CREDENTIALS_HEDGE = re.compile(r"this may be because there are no credentials on this request")
 
 # -- 9. Network ---------------------------------------------------------------------------------------
 
@@ -257,6 +277,13 @@ NETWORK = rx(
     r"first record does not look like a tls handshake",
     r"transport connection broken",
 )
+# An egress proxy that would not open the tunnel (Python's ProxyError, Go's proxyconnect): its status (a
+# "403 Forbidden" to CONNECT, a 407) is the proxy's, not the registry's. Checked before any refusal word.
+PROXY_FAILURE = rx(
+    r"unable to connect to proxy",
+    r"tunnel connection failed",
+    r"proxyconnect tcp",
+)
 # A proxy's "504 Gateway Timeout" is a registry-side 5xx, not a network failure of the host.
 GATEWAY_TIMEOUT = re.compile(r"gateway time-?out")
 # A socket refused by the host's own firewall or policy ("dial tcp ...: connect: permission denied") is
@@ -265,11 +292,24 @@ SOCKET_REFUSED = re.compile(r"connect: permission denied")
 
 # -- 10.-11. Hints and token fetches ----------------------------------------------------------------
 
-# The ECS agent's own advice with the cause cut off: what it says for either cause.
+# The ECS agent's own advice with the cause cut off, and Azure Container Instances' InaccessibleImage:
+# what they say for either cause.
 AUTH_OR_NOT_FOUND_HINT = rx(
     r"verify that the image uri is correct",
     r"check (?:if|whether) (?:the )?image exists",
+    r"check the image and (?:the )?registry credentials?",
 )
+# An explicit status that is neither a refusal (401, 403), a missing resource (404) nor a limit (429): a
+# registry-side 5xx, a 400 or a 412 (a registry's policy precondition). A bare "denied" or a failed token
+# request beside it is not a credential failure (ACR's "Access to registry ... was denied. Response code:
+# 504"; "Requesting bearer token: invalid status code from registry 412").
+NON_CREDENTIAL_STATUS = rx(
+    STATUS + r"(?:40[02589]|41\d|5\d\d)\b",
+    r"from registry (?:40[02589]|41\d|5\d\d)\b",
+)
+# Docker's "(HTTP code 500) server error" is the status of the daemon's own API, whatever the registry said:
+# cut out before NON_CREDENTIAL_STATUS looks.
+DAEMON_API_STATUS = re.compile(r"\(http code \d{3}\) server error")
 # A failed token fetch with no status and no network cause: the registry would not hand out a token.
 AUTH_TOKEN = rx(
     r"failed to fetch (?:anonymous|oauth) token",

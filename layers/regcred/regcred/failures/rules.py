@@ -118,9 +118,12 @@ def _secret_stage(text: str) -> FailureClass | None:
 
 def _pull(text: str) -> FailureClass:
     # Steps 5 to 12 of the package docstring.
+    if p.PROXY_FAILURE.search(text):
+        return FailureClass.NETWORK
     text = p.SOCKET_REFUSED.sub("connect: eacces", text)
-    details = p.AMBIGUOUS.sub(_GAP, text)
-    ambiguous = details != text
+    hedged = p.NO_CREDENTIALS_HEDGE.search(text) is not None
+    details = p.AMBIGUOUS.sub(_GAP, p.NO_CREDENTIALS_HEDGE.sub(_GAP, text))
+    ambiguous = details != text and not hedged
     if p.NOT_FOUND_CODE.search(details):
         return FailureClass.NOT_FOUND
     if (
@@ -135,15 +138,16 @@ def _pull(text: str) -> FailureClass:
         if p.NOT_FOUND_DETAIL.search(details):
             return FailureClass.NOT_FOUND
         return FailureClass.AUTH_OR_NOT_FOUND
-    if p.AUTH_DIRECT.search(text):
+    non_credential = p.NON_CREDENTIAL_STATUS.search(p.DAEMON_API_STATUS.sub(_GAP, text)) is not None
+    if p.AUTH_DIRECT.search(text) and not non_credential:
         return FailureClass.AUTH
-    if p.NOT_FOUND.search(text):
+    if p.NOT_FOUND.search(text) and not hedged:
         return FailureClass.NOT_FOUND
     if p.NETWORK.search(p.GATEWAY_TIMEOUT.sub("gateway-5xx", text)):
         return FailureClass.NETWORK
-    if p.AUTH_OR_NOT_FOUND_HINT.search(text):
+    if hedged or p.AUTH_OR_NOT_FOUND_HINT.search(text):
         return FailureClass.AUTH_OR_NOT_FOUND
-    if p.AUTH_TOKEN.search(text):
+    if p.AUTH_TOKEN.search(text) and not non_credential:
         return FailureClass.AUTH
     return FailureClass.OTHER
 
@@ -156,7 +160,7 @@ def classify(message: str | None) -> FailureClass:
     """
     if not message or message.isspace():
         return FailureClass.OTHER
-    text = normalise(message)
+    text = p.LOCAL_CACHE_MISS.sub(_GAP, normalise(message))
     secret = _secret_stage(text)
     if secret is not None:
         return secret
