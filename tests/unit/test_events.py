@@ -176,3 +176,24 @@ def test_a_pull_failure_carries_its_time_and_what_a_resubmission_needs() -> None
     failure = failure_of(parse_event(event))
     assert failure.failed_at == datetime(2026, 11, 28, 9, 15, 2, tzinfo=UTC).timestamp()
     assert (failure.array_size, failure.share_identifier) == (4, "teamA")
+
+
+def test_an_ecs_tasks_execution_role_override_is_the_role_remediation_checks() -> None:
+    # RunTask's overrides.executionRoleArn replaces the task definition's role for that task.
+    from regcred import jobs
+
+    event = json.loads((EVENTS / "remediate_ecs_task_auth_failure.json").read_text())
+    assert failure_of(parse_event(event)).execution_role is None
+    override = "arn:aws:iam::111122223333:role/override-execution"
+    event["detail"]["overrides"]["executionRoleArn"] = override
+    failure = failure_of(parse_event(event))
+    assert failure.execution_role == override
+
+    definition = {
+        "executionRoleArn": "arn:aws:iam::111122223333:role/definition-execution",
+        "containerDefinitions": [{"name": "FargateApp", "image": "acme/app:1.0"}],
+    }
+    cache = jobs.DefinitionCache(lambda arn: definition)
+    assert jobs.link(failure, cache, cache).role == override
+    event["detail"]["overrides"].pop("executionRoleArn")
+    assert jobs.link(failure_of(parse_event(event)), cache, cache).role == definition["executionRoleArn"]

@@ -76,6 +76,11 @@ class EcsContainer(BaseModel):
     lastStatus: str | None = None
 
 
+class EcsOverrides(BaseModel):
+    # RunTask's TaskOverride: a task may run with another execution role than its definition's.
+    executionRoleArn: str | None = None
+
+
 class EcsTaskDetail(BaseModel):
     taskArn: str
     clusterArn: str | None = None
@@ -85,6 +90,7 @@ class EcsTaskDetail(BaseModel):
     stoppedReason: str | None = None
     containers: list[EcsContainer] = Field(default_factory=list)
     group: str | None = None
+    overrides: EcsOverrides | None = None
 
 
 class EcsTaskStateChange(EventBridgeModel):
@@ -298,7 +304,7 @@ def failure_of(event: RemediationEvent) -> PullFailure:
         definition=task.taskDefinitionArn,
         container_name=chosen.name,
         credentials_parameter=None,
-        execution_role=None,
+        execution_role=task.overrides.executionRoleArn if task.overrides else None,
         attempts=1,
         region=event.region,
         failed_at=_epoch(event),

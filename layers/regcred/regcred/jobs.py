@@ -176,7 +176,8 @@ def link(
             task_definitions.get(failure.definition) if task_definitions and failure.definition else None
         )
         container = ecs_container_definition(definition, failure.container_name)
-        role = (definition or {}).get("executionRoleArn")
+        # The task's override (in the event) first, as ECS uses it; else the definition's.
+        role = failure.execution_role or (definition or {}).get("executionRoleArn")
         return Link(
             failure.image or container.get("image"), credentials_parameter(container), role, container
         )
