@@ -56,6 +56,18 @@ def batch_queue(batch: Any, iam: Any) -> str:
     )
 
 
+def coalesce_table(ddb: Any, name: str | None = None) -> str:
+    """A table shaped as the template's CoalesceTable (hash key ``pk``, a string); its name."""
+    table = name or f"coalesce-{uuid.uuid4().hex[:6]}"
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    return table
+
+
 def job_definition(batch: Any, image: str, secret_arn: str | None, name: str = "etl") -> str:
     """A container job definition pulling ``image`` with ``secret_arn`` (None: no credentials)."""
     container: dict[str, Any] = {"image": image, "vcpus": 1, "memory": 128}

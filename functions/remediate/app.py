@@ -24,17 +24,16 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from regcred import aws
+from regcred import aws, sqs
 from regcred.config import parse_duration
 from regcred.errors import RegcredError
 from regcred.failures import FailureClass
 from regcred.held_jobs import HeldJobs, HoldResult
 from regcred.http.deadline import Deadline
-from regcred.observability import logger, metrics, tracer
+from regcred.observability import count_alone, logger, metrics, tracer
 from regcred.remediation import Action, Remediator, Settings
 from regcred.remediation_batch import START_BY_S, EventClaims, event_of, event_scope
 
@@ -88,28 +87,13 @@ def _get_remediator() -> Remediator:
     return _remediator
 
 
-def _count(name: str, dimensions: dict[str, str]) -> None:
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
-        for key, value in dimensions.items():
-            metric.add_dimension(name=key, value=value)
-
-
-def _is_sqs(event: Any) -> bool:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return (
-        isinstance(records, list)
-        and bool(records)
-        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
-    )
-
-
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A batch of the remediation queue (returns the partial batch response), or one event (returns what
     was done, for tests and sam local invoke)."""
-    if _is_sqs(event):
+    if sqs.is_batch(event):
         return _batch(event, context)
     return _event(event, context)
 
@@ -178,11 +162,11 @@ def _event(event: Any, context: LambdaContext) -> dict[str, Any]:
     with event_scope(remediator.coalescer):
         outcome = remediator.handle(failure, deadline=Deadline.for_lambda(context, margin_s=10.0))
     if outcome.failure_class is not FailureClass.OTHER and not outcome.duplicate:
-        _count(
+        count_alone(
             "PullFailure", {"class": outcome.failure_class.value, "registry": outcome.registry or "unknown"}
         )
         for action in outcome.actions:
-            _count("RemediationAction", {"action": action})
+            count_alone("RemediationAction", {"action": action})
         if Action.ROLLED_BACK in outcome.actions:
             metrics.add_metric(name="Rollback", unit=MetricUnit.Count, value=1)
         if outcome.hold is HoldResult.FULL:
@@ -217,10 +201,7 @@ def _rotation_event(notice: RotationNotice, context: LambdaContext) -> dict[str,
     if outcome.rotation_failed:
         # One metric, dimension service only (what Powertools adds from POWERTOOLS_SERVICE_NAME): the alarm
         # on rotation failures matches exactly that.
-        with single_metric(
-            name="SecretsManagerRotationFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-        ):
-            pass
+        count_alone("SecretsManagerRotationFailed")
     if outcome.resubmitted:
         metrics.add_metric(name="HeldJobsResubmitted", unit=MetricUnit.Count, value=len(outcome.resubmitted))
     logger.info(

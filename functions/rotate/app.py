@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,7 +17,7 @@ from regcred.aws import aws_error_code
 from regcred.config import LAST_FAILURE
 from regcred.errors import InvalidEvent, RegcredError, RotationError
 from regcred.http.deadline import Deadline
-from regcred.observability import logger, metrics, tracer
+from regcred.observability import count_alone, logger, metrics, tracer
 from regcred.rotation import Rotator
 from regcred.rotation_event import rotation_event
 from regcred.rotation_rules import StepFailure
@@ -64,10 +63,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
         metrics.add_dimension(name="outcome", value=type(exc).__name__)
         metrics.add_metric(name="RotationStepFailed", unit=MetricUnit.Count, value=1)
         # The alarm's metric: the service dimension alone (an alarm matches exact dimensions).
-        with single_metric(
-            name="RotationFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-        ):
-            pass
+        count_alone("RotationFailed")
         # regcred's messages never carry a secret; other errors (botocore's) are named, not echoed: what
         # reaches the log and Lambda's error response is the AWS error code.
         reason = str(exc) if isinstance(exc, RegcredError) else aws_error_code(exc)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from regcred import aws
+from regcred import aws, sqs
 from regcred.coalesce import Coalescer
 from regcred.errors import InvalidEvent, RegcredError
 from regcred.http.deadline import Deadline
@@ -158,22 +158,13 @@ def _worker(sweeper: Sweeper, event: dict[str, Any], context: LambdaContext) -> 
     return dict(response)
 
 
-def _is_sqs(event: dict[str, Any]) -> bool:
-    records = event.get("Records")
-    return (
-        isinstance(records, list)
-        and bool(records)
-        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
-    )
-
-
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A scheduled sweep, or a batch of the sweep queue's messages."""
     sweeper = _get_sweeper()
-    if _is_sqs(event):
+    if sqs.is_batch(event):
         return _worker(sweeper, event, context)
     if not isinstance(event, dict) or event.get("source") not in ("aws.scheduler", "aws.events", "regcred"):
         metrics.add_metric(name="SweepEventInvalid", unit=MetricUnit.Count, value=1)

@@ -31,7 +31,7 @@ from regcred.ecs import parse_task
 from regcred.providers.dockerhub import DockerHubProvider
 from regcred.rotation import CURRENT
 from regcred.secret import parse
-from tests.aws_setup import stack_managed_secret
+from tests.aws_setup import coalesce_table, stack_managed_secret
 from tests.integration.test_diagnose import (
     image,
     make_managed,
@@ -288,13 +288,7 @@ def test_unknown_foreign_and_malformed_tasks(
 def remediate(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Any, SecretsManagerRotation]]:
-    table = f"coalesce-{uuid.uuid4().hex[:6]}"
-    aws["dynamodb"].create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+    table = coalesce_table(aws["dynamodb"])
     monkeypatch.setenv("REGCRED_COALESCE_TABLE", table)
     monkeypatch.setenv("REGCRED_TOPIC_ARN", aws["sns"].create_topic(Name="regcred")["TopicArn"])
     monkeypatch.setenv("REGCRED_COOLDOWN", "15m")

@@ -26,7 +26,14 @@ from devstack.lambda_local import LambdaContext, load
 from regcred import config
 from regcred.rotation import CURRENT, PREVIOUS
 from regcred.secret import SecretValue, parse, render
-from tests.aws_setup import assume_role_policy, batch_queue, hub, job_definition, stack_managed_secret
+from tests.aws_setup import (
+    assume_role_policy,
+    batch_queue,
+    coalesce_table,
+    hub,
+    job_definition,
+    stack_managed_secret,
+)
 from tests.v2 import manifest_status
 
 pytestmark = pytest.mark.stack
@@ -41,13 +48,7 @@ def aws(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[
         n: boto3.client(n, endpoint_url=endpoint)
         for n in ("secretsmanager", "batch", "dynamodb", "iam", "sns")
     }
-    table = f"coalesce-{uuid.uuid4().hex[:6]}"
-    clients["dynamodb"].create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+    table = coalesce_table(clients["dynamodb"])
     monkeypatch.setenv("REGCRED_COALESCE_TABLE", table)
     monkeypatch.setenv("REGCRED_TOPIC_ARN", clients["sns"].create_topic(Name="regcred")["TopicArn"])
     monkeypatch.setenv("REGCRED_COOLDOWN", "15m")

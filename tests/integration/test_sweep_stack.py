@@ -27,7 +27,7 @@ from regcred.routing import Deployment
 from regcred.secret import SecretValue, parse, render
 from regcred.store import CURRENT, PENDING
 from regcred.sweep import Failure, NextAction, Sweeper, SweepRecord, SweepSettings
-from tests.aws_setup import hub, job_definition, stack_managed_secret
+from tests.aws_setup import coalesce_table, hub, job_definition, stack_managed_secret
 from tests.integration.conftest import dockerhub_admin_secret
 from tests.integration.test_remediate_stack import SecretsManagerRotation, pulls
 from tests.integration.test_rotation_stack import onboard, regcred
@@ -42,17 +42,6 @@ def aws(stack_env: dict[str, str]) -> dict[str, Any]:
     endpoint = stack_env["AWS_ENDPOINT_URL"]
     requests.post(f"{endpoint}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=5)
     return {n: boto3.client(n, endpoint_url=endpoint) for n in ("secretsmanager", "batch", "dynamodb", "iam")}
-
-
-def coalesce_table(ddb: Any) -> str:
-    table = f"sweep-{uuid.uuid4().hex[:6]}"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
-    return table
 
 
 class CountingTransport(Transport):

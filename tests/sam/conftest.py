@@ -23,7 +23,7 @@ import requests
 from devstack.stack import Stack
 from regcred import config
 from regcred.secret import SecretValue
-from tests.aws_setup import stack_managed_secret
+from tests.aws_setup import coalesce_table, stack_managed_secret
 from tests.sam.sam import Sam
 
 HARNESS_VARS = (
@@ -92,13 +92,7 @@ def aws(env: dict[str, str]) -> dict[str, Any]:
         name: session.client(name, endpoint_url=endpoint)
         for name in ("secretsmanager", "batch", "dynamodb", "iam", "sns", "ec2")
     }
-    table = f"regcred-coalesce-{uuid.uuid4().hex[:6]}"
-    clients["dynamodb"].create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+    table = coalesce_table(clients["dynamodb"], f"regcred-coalesce-{uuid.uuid4().hex[:6]}")
     clients["coalesce_table"] = table
     clients["topic_arn"] = clients["sns"].create_topic(Name="regcred")["TopicArn"]
     return clients

@@ -10,18 +10,14 @@ import pytest
 from moto import mock_aws
 
 from regcred.coalesce import Coalescer
+from tests.aws_setup import coalesce_table
 
 
 @pytest.fixture
 def ddb() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        )
+        coalesce_table(client, "t")
         yield client
 
 

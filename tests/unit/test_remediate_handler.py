@@ -23,6 +23,7 @@ from devstack.lambda_local import LambdaContext, load
 from regcred import aws
 from regcred.coalesce import Coalescer
 from regcred.remediation import Remediator, Settings
+from tests.aws_setup import coalesce_table
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EXPECTED = {
@@ -343,12 +344,7 @@ def deployed(no_backoff: None) -> Iterator[Any]:
     """The handler with the remediator as the function builds it: regcred.aws clients (retries), a coalesce
     table, claims that are given back (build_remediator, against moto)."""
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="coalesce",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        )
+        coalesce_table(boto3.client("dynamodb"), "coalesce")
         with pytest.MonkeyPatch.context() as env:
             env.setenv("REGCRED_COALESCE_TABLE", "coalesce")
             env.delenv("REGCRED_TOPIC_ARN", raising=False)

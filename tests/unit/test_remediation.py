@@ -28,7 +28,7 @@ from regcred.resubmission import ResubmissionIncomplete
 from regcred.rotation import CURRENT, PENDING
 from regcred.routing import Deployment, Routing
 from regcred.secret import SecretValue, parse, render
-from tests.aws_setup import assume_role_policy, batch_queue
+from tests.aws_setup import assume_role_policy, batch_queue, coalesce_table
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGISTRY = "registry.example.test"
@@ -72,12 +72,7 @@ def aws() -> Iterator[dict[str, Any]]:
             name: boto3.client(name, region_name=region)
             for name in ("secretsmanager", "batch", "dynamodb", "sns", "iam")
         }
-        clients["dynamodb"].create_table(
-            TableName="coalesce",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        )
+        coalesce_table(clients["dynamodb"], "coalesce")
         clients["topic"] = clients["sns"].create_topic(Name="regcred")["TopicArn"]
         sqs = boto3.client("sqs", region_name=region)
         queue = sqs.create_queue(QueueName="notes")["QueueUrl"]

@@ -26,6 +26,7 @@ from regcred.sweep import (
     rotation_due,
     select_images,
 )
+from tests.aws_setup import coalesce_table
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -258,12 +259,7 @@ def test_local_claims_have_exactly_one_owner_across_threads() -> None:
 @mock_aws
 def test_a_released_claim_can_be_taken_again_and_only_its_owner_releases_it() -> None:
     ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(
-        TableName="t",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+    coalesce_table(ddb, "t")
     clock = [1000.0]
     first = Coalescer(ddb, "t", 600, now=lambda: clock[0])
     second = Coalescer(ddb, "t", 600, now=lambda: clock[0])

@@ -195,23 +195,11 @@ class TagResult:
     reason: str | None = None
 
 
-def _count_not_tagged(reason: str) -> None:
-    from aws_lambda_powertools import single_metric
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    from .observability import metrics
-
-    with single_metric(
-        name=NOT_TAGGED_METRIC, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="reason", value=reason)
-
-
 def _not_tagged(task_arn: str, reason: str) -> TagResult:
-    from .observability import logger
+    from .observability import count_alone, logger
 
     logger.warning("ECS task not tagged", extra={"task": task_arn, "reason": reason})
-    _count_not_tagged(reason)
+    count_alone(NOT_TAGGED_METRIC, {"reason": reason})
     return TagResult(False, reason)
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from .redact import ScrubFilter
@@ -108,3 +109,12 @@ class _NoTracing(BaseProvider):
 # X-Ray tracer as always (and patches at import, before any client exists).
 tracer = Tracer(provider=_NoTracing()) if Tracer._is_tracer_disabled() else Tracer()
 metrics = Metrics()
+
+
+def count_alone(name: str, dimensions: Mapping[str, str] | None = None) -> None:
+    """One count of ``name`` in a metric record of its own, with the service and exactly ``dimensions``:
+    what an alarm (which matches exact dimensions) or a per-value breakdown needs, and what the
+    invocation's shared metric set, with its own dimensions, cannot give."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        for key, value in (dimensions or {}).items():
+            metric.add_dimension(name=key, value=value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -253,6 +254,12 @@ def cmd_list(ctx: Context) -> int:
                 (r["last_rotated"] or "-") + (f"  ({r['problem']})" if r["problem"] else ""),
             )
         )
+    return _emit_secrets(ctx, rows, lines)
+
+
+def _emit_secrets(ctx: Context, rows: list[dict[str, Any]], lines: Sequence[Sequence[str]]) -> int:
+    """The answer of `list` and `status` for every managed secret: ``rows`` in JSON, ``lines`` (a header
+    and one line per row) as a table in text."""
     ctx.emit(
         {"status": Status.OK, "count": len(rows), "secrets": rows, "exit_code": 0},
         table(lines)

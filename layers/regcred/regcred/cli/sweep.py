@@ -13,7 +13,7 @@ from ..store import CURRENT, SecretState
 from ..sweep import Failure, NextAction, SweepRecord, plan_next
 from ..timefmt import format_time
 from .base import SECRET_HELP, Context, ExitCode, Status, add_command, table
-from .secrets import _describe_for_list, _expires_in
+from .secrets import _describe_for_list, _emit_secrets, _expires_in
 
 DEFAULT_PERIOD = "15m"
 
@@ -144,13 +144,7 @@ def cmd_status(ctx: Context) -> int:
                 _when_text(r, now) + (f"  ({r['problem']})" if r["problem"] else ""),
             )
         )
-    ctx.emit(
-        {"status": Status.OK, "count": len(rows), "secrets": rows, "exit_code": 0},
-        table(lines_t)
-        if rows
-        else "no managed secrets (tagged regcred:managed=true) in this account and region",
-    )
-    return 0
+    return _emit_secrets(ctx, rows, lines_t)
 
 
 # -- sweep -----------------------------------------------------------------------------------------

@@ -121,9 +121,10 @@ def _pull(text: str) -> FailureClass:
     if p.PROXY_FAILURE.search(text):
         return FailureClass.NETWORK
     text = p.SOCKET_REFUSED.sub("connect: eacces", text)
-    hedged = p.NO_CREDENTIALS_HEDGE.search(text) is not None
-    details = p.AMBIGUOUS.sub(_GAP, p.NO_CREDENTIALS_HEDGE.sub(_GAP, text))
-    ambiguous = details != text and not hedged
+    unhedged = p.NO_CREDENTIALS_HEDGE.sub(_GAP, text)
+    hedged = unhedged != text
+    details = p.AMBIGUOUS.sub(_GAP, unhedged)
+    ambiguous = not hedged and details != text
     if p.NOT_FOUND_CODE.search(details):
         return FailureClass.NOT_FOUND
     if (
